@@ -64,6 +64,12 @@ SKR_NODISCARD skr_err skr_snp_verify(const struct skr_snp_report *r, struct skr_
                                      const struct skr_snp_verify_opts *opts,
                                      struct skr_snp_verify_result *res);
 
+/* The certificates alone (no report): VCEK extensions, product, chain to a trusted root and
+ * validity. Same return convention as skr_snp_verify. */
+SKR_NODISCARD skr_err skr_snp_verify_certs(const struct skr_cert_set *certs,
+                                           const struct skr_snp_verify_opts *opts,
+                                           struct skr_snp_verify_result *res);
+
 /* The signature check alone against a VCEK public key (for callers that cache the chain). */
 SKR_NODISCARD skr_err skr_snp_verify_signature(struct skr_span raw, EVP_PKEY *vcek_pub);
 

@@ -1,0 +1,58 @@
+# lib.sh - shared helpers for the CLI tests (sourced). Each test prints TAP-like lines and
+# exits non-zero when any assertion failed.
+set -u
+SKR="${SKR_BUILD_DIR:?}/src/skr"
+SKR_EMU="${SKR_BUILD_DIR}/src/skr-emu"
+DATA="${SKR_TEST_DATA:?}"
+TMP=$(mktemp -d /tmp/skr-cli-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+FAILS=0
+N=0
+
+ok() {
+    N=$((N + 1))
+    echo "ok $N - $1"
+}
+
+not_ok() {
+    N=$((N + 1))
+    FAILS=$((FAILS + 1))
+    echo "not ok $N - $1"
+}
+
+# expect_rc RC DESC CMD...: runs CMD, output in $TMP/out and $TMP/err, checks the exit code.
+expect_rc() {
+    _want=$1
+    _desc=$2
+    shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    _got=$?
+    if [ "$_got" -eq "$_want" ]; then
+        ok "$_desc"
+    else
+        not_ok "$_desc (exit $_got, expected $_want)"
+        sed 's/^/#   /' "$TMP/out" "$TMP/err" | head -20
+    fi
+}
+
+# expect_out PATTERN DESC: the last command's stdout+stderr contains the fixed string PATTERN.
+expect_out() {
+    if grep -qF -- "$1" "$TMP/out" "$TMP/err"; then
+        ok "$2"
+    else
+        not_ok "$2 (no '$1' in output)"
+        sed 's/^/#   /' "$TMP/out" "$TMP/err" | head -20
+    fi
+}
+
+# flip FILE OFFSET: xor the byte at OFFSET with 0x01, in place.
+flip() {
+    perl -e 'open(my $f, "+<", $ARGV[0]) or die; binmode $f; seek($f, $ARGV[1], 0);
+             read($f, my $c, 1); seek($f, $ARGV[1], 0); print $f chr(ord($c) ^ 1); close $f' "$1" "$2"
+}
+
+finish() {
+    echo "1..$N"
+    echo "# $((N - FAILS)) passed, $FAILS failed"
+    [ "$FAILS" -eq 0 ]
+}

@@ -56,3 +56,8 @@ SKR_NODISCARD skr_err skr_snp_dev_get_report(struct skr_snp_dev *d, const uint8_
 /* Test seam: the ioctl backends call through this (default: ioctl(2)). */
 typedef int (*skr_ioctl_fn)(int fd, unsigned long req, void *arg);
 void skr_snp_dev_set_ioctl(struct skr_snp_dev *d, skr_ioctl_fn fn);
+
+/* Test seam for the tsm backend: hook runs right after the entry directory is created and
+ * again after inblob is written, so a test can play the kernel's part on a plain directory. */
+void skr_snp_dev_set_tsm_hook(struct skr_snp_dev *d,
+                              void (*hook)(const char *entry_dir, void *arg), void *arg);

@@ -1,11 +1,24 @@
 # lib.sh - shared helpers for the CLI tests (sourced). Each test prints TAP-like lines and
 # exits non-zero when any assertion failed.
 set -u
-SKR="${SKR_BUILD_DIR:?}/src/skr"
-SKR_EMU="${SKR_BUILD_DIR}/src/skr-emu"
 DATA="${SKR_TEST_DATA:?}"
 TMP=$(mktemp -d /tmp/skr-cli-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+
+# Under `make valgrind` every skr and skr-emu run goes through memcheck; a memcheck error
+# exits 99, which no assertion expects.
+wrap() {
+    if [ "${SKR_VALGRIND:-}" = 1 ]; then
+        printf '#!/bin/sh\nexec valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect "%s" "$@"\n' "$1" >"$TMP/$2"
+    else
+        printf '#!/bin/sh\nexec "%s" "$@"\n' "$1" >"$TMP/$2"
+    fi
+    chmod +x "$TMP/$2"
+}
+wrap "${SKR_BUILD_DIR:?}/src/skr" skr
+wrap "${SKR_BUILD_DIR}/src/skr-emu" skr-emu
+SKR="$TMP/skr"
+SKR_EMU="$TMP/skr-emu"
 FAILS=0
 N=0
 

@@ -1,0 +1,63 @@
+# skr - the two commands a newcomer needs are `make run` and `make test`; the rest wrap meson.
+# Every target installs the Debian packages it needs first (scripts/install-deps).
+
+BUILD        ?= build
+ASAN_BUILD   ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+BENCH_BUILD  ?= build-release
+FUZZ_SECONDS ?= 60
+MESON_SETUP   = meson setup --fatal-meson-warnings
+
+.PHONY: all build test asan valgrind fuzz bench lint run clean
+
+all: build
+
+build:
+	@scripts/install-deps base
+	@[ -f $(BUILD)/build.ninja ] || $(MESON_SETUP) $(BUILD) -Dwerror=true >/dev/null
+	@ninja -C $(BUILD)
+
+test: build
+	@scripts/run-tests $(BUILD)
+
+# ASan + UBSan over the whole suite (unit, CLI, corpus replays); any report fails the run.
+asan:
+	@scripts/install-deps base
+	@[ -f $(ASAN_BUILD)/build.ninja ] || $(MESON_SETUP) $(ASAN_BUILD) -Dwerror=true \
+		-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 scripts/run-tests $(ASAN_BUILD)
+
+# memcheck on the unit tests and corpus replays (the CLI scripts run skr under valgrind too).
+valgrind: build
+	@scripts/install-deps valgrind
+	@SKR_VALGRIND=1 scripts/run-tests $(BUILD) --setup=valgrind --timeout-multiplier=10
+
+# libFuzzer (clang-14) on every target for FUZZ_SECONDS each; new inputs land in
+# $(FUZZ_BUILD)/corpus/<target>, crashes in fuzz/.
+fuzz:
+	@scripts/install-deps fuzz
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang-14 $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzzing=true \
+		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fsanitize=fuzzer-no-link >/dev/null
+	@ninja -C $(FUZZ_BUILD)
+	@scripts/fuzz-run $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench:
+	@scripts/install-deps base
+	@[ -f $(BENCH_BUILD)/build.ninja ] || $(MESON_SETUP) $(BENCH_BUILD) -Dbuildtype=release \
+		-Dtests=false >/dev/null
+	@ninja -C $(BENCH_BUILD)
+	@scripts/bench $(BENCH_BUILD)
+
+# clang-format, banned functions, cppcheck.
+lint:
+	@scripts/install-deps lint
+	@scripts/lint
+
+run: build
+	@scripts/demo $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(BENCH_BUILD)

@@ -9,11 +9,12 @@
  *
  * Usage: bench_verify REPORT CERTS [SECONDS per operation, default 2]
  */
-#include <openssl/ecdsa.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
 
 #include "buf.h"
 #include "ossl.h"

@@ -5,8 +5,9 @@
  */
 #pragma once
 
-#include <openssl/x509.h>
 #include <stdbool.h>
+
+#include <openssl/x509.h>
 
 #include "buf.h"
 #include "snp_report.h"

@@ -3,9 +3,9 @@
  * '=' padding (Azure mixes both, PROTOCOLS.md §0); padding that is present must be complete
  * and last. Non-zero trailing bits are accepted, as Go's and OpenSSL's decoders do.
  */
-#include <string.h>
-
 #include "b64.h"
+
+#include <string.h>
 
 static const char std_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -7,11 +7,11 @@
 #include "buf.h"
 
 enum skr_b64_flags {
-    SKR_B64_STD = 1u << 0,       /* '+' '/' alphabet */
-    SKR_B64_URL = 1u << 1,       /* '-' '_' alphabet */
+    SKR_B64_STD = 1u << 0, /* '+' '/' alphabet */
+    SKR_B64_URL = 1u << 1, /* '-' '_' alphabet */
     SKR_B64_ANY = SKR_B64_STD | SKR_B64_URL,
-    SKR_B64_PAD = 1u << 2,       /* encode: emit '=' padding */
-    SKR_B64_SKIP_WS = 1u << 3,   /* decode: ignore ASCII whitespace (PEM, files with \n) */
+    SKR_B64_PAD = 1u << 2,     /* encode: emit '=' padding */
+    SKR_B64_SKIP_WS = 1u << 3, /* decode: ignore ASCII whitespace (PEM, files with \n) */
 };
 
 /* Appends the encoding of in to out. flags: STD or URL, optionally PAD. */

@@ -3,17 +3,19 @@
  * I/O. Invariants: rd.off <= rd.len; buf.len <= buf.cap and buf.len <= buf.max. Every bounds
  * check is written as a subtraction so that it cannot overflow.
  */
+#include "buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include <openssl/crypto.h>
+
 #include "skr_limits.h"
 
 struct skr_span
@@ -332,8 +334,7 @@ skr_parse_u64(struct skr_span s, bool allow_hex, uint64_t min, uint64_t max, uin
 
         ENSURE(d >= 0, SKR_E_MALFORMED, "not a number");
         ENSURE(!__builtin_mul_overflow(v, base, &v), SKR_E_MALFORMED, "number out of range");
-        ENSURE(!__builtin_add_overflow(v, (uint64_t)d, &v), SKR_E_MALFORMED,
-               "number out of range");
+        ENSURE(!__builtin_add_overflow(v, (uint64_t)d, &v), SKR_E_MALFORMED, "number out of range");
     }
     ENSURE(v >= min && v <= max, SKR_E_MALFORMED, "number out of range");
     *ret = v;

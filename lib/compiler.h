@@ -8,11 +8,11 @@
 
 #include <stdlib.h>
 
-#define SKR_NODISCARD     __attribute__((warn_unused_result))
-#define SKR_PRINTF(f, a)  __attribute__((format(printf, f, a)))
-#define SKR_NONNULL(...)  __attribute__((nonnull(__VA_ARGS__)))
-#define SKR_API           __attribute__((visibility("default")))
-#define SKR_UNUSED        __attribute__((unused))
+#define SKR_NODISCARD    __attribute__((warn_unused_result))
+#define SKR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define SKR_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#define SKR_API          __attribute__((visibility("default")))
+#define SKR_UNUSED       __attribute__((unused))
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 

@@ -2,12 +2,13 @@
  * err.c - error categories, their strings (one X-macro, STYLE.md C4) and the thread-local
  * site of the last error (C5). Nothing here logs; the boundary reads skr_err_last().
  */
-#include <openssl/err.h>
+#include "err.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include <openssl/err.h>
 
 static _Thread_local struct skr_err_site last_site;
 static _Thread_local char detail_buf[sizeof(last_site.msg) + 64];
@@ -89,7 +90,7 @@ skr_err_add_ossl(void)
                              used > 0 ? ": " : "", text);
             if (n > 0) {
                 used += (size_t)n < sizeof(last_site.msg) - used ? (size_t)n
-                                                                  : sizeof(last_site.msg) - used - 1;
+                                                                 : sizeof(last_site.msg) - used - 1;
             }
         }
     }

@@ -9,8 +9,9 @@
 
 #include <stddef.h>
 
-#include "compiler.h"
 #include "skr/skr.h"
+
+#include "compiler.h"
 
 struct skr_err_site {
     skr_err code;
@@ -40,7 +41,7 @@ void skr_err_clear(void);
         }                                                                                          \
     } while (0)
 
-#define FAIL(code, msg) return skr_err_at((code), __FILE__, __LINE__, (msg))
+#define FAIL(code, msg)  return skr_err_at((code), __FILE__, __LINE__, (msg))
 #define FAILF(code, ...) return skr_err_atf((code), __FILE__, __LINE__, __VA_ARGS__)
 
 #define ENSURE(cond, code, msg)                                                                    \

@@ -1,9 +1,9 @@
 /*
  * hex.c - hexadecimal text <-> bytes.
  */
-#include <string.h>
-
 #include "hex.h"
+
+#include <string.h>
 
 static const char lower_digits[] = "0123456789abcdef";
 static const char upper_digits[] = "0123456789ABCDEF";

@@ -3,11 +3,12 @@
  * keys (two values for one claim is an ambiguity an attacker can use), NUL characters, input
  * over a size limit and nesting over SKR_MAX_JSON_DEPTH (checked before jansson recurses).
  */
+#include "json.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "hex.h"
-#include "json.h"
 #include "skr_limits.h"
 
 /* Depth of [ and { outside strings; jansson itself validates the rest. */
@@ -173,8 +174,7 @@ skr_json_get_u64(const json_t *obj, const char *key, uint64_t *ret)
     if (json_is_string(v)) {
         uint64_t n;
 
-        if (skr_parse_u64(skr_span_str(json_string_value(v)), false, 0, UINT64_MAX, &n) ==
-            SKR_OK) {
+        if (skr_parse_u64(skr_span_str(json_string_value(v)), false, 0, UINT64_MAX, &n) == SKR_OK) {
             *ret = n;
             return SKR_OK;
         }

@@ -4,9 +4,10 @@
  */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 
@@ -15,8 +16,8 @@
 /* Parses in (at most max_bytes, depth <= SKR_MAX_JSON_DEPTH). *ret is a new reference. */
 SKR_NODISCARD skr_err skr_json_parse(struct skr_span in, size_t max_bytes, json_t **ret);
 /* Same, but the top-level value must be an object. what names the document in errors. */
-SKR_NODISCARD skr_err skr_json_parse_object(struct skr_span in, size_t max_bytes,
-                                            const char *what, json_t **ret);
+SKR_NODISCARD skr_err skr_json_parse_object(struct skr_span in, size_t max_bytes, const char *what,
+                                            json_t **ret);
 
 /* Required members: SKR_E_MALFORMED naming key when absent or of the wrong type.
  * Returned pointers are borrowed from obj. */

@@ -4,6 +4,8 @@
  * never formats secrets into messages: bearer tokens, JWTs, JSON or form members that carry
  * tokens or key material, PEM private keys and long base64 blobs become "[REDACTED]".
  */
+#include "log.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,7 +15,6 @@
 #include <time.h>
 
 #include "skr_limits.h"
-#include "log.h"
 
 static const char *log_prog = "skr";
 static enum skr_log_level log_level = SKR_LOG_INFO;
@@ -49,7 +50,7 @@ skr_log_level_parse(const char *s, enum skr_log_level *ret)
         const char *name;
         enum skr_log_level level;
     } names[] = {
-        { "error", SKR_LOG_ERROR }, { "fatal", SKR_LOG_ERROR }, { "panic", SKR_LOG_ERROR },
+        { "error", SKR_LOG_ERROR }, { "fatal", SKR_LOG_ERROR },  { "panic", SKR_LOG_ERROR },
         { "warn", SKR_LOG_WARN },   { "warning", SKR_LOG_WARN }, { "info", SKR_LOG_INFO },
         { "debug", SKR_LOG_DEBUG }, { "trace", SKR_LOG_DEBUG },
     };
@@ -67,8 +68,8 @@ skr_log_level_parse(const char *s, enum skr_log_level *ret)
 
 /* Members whose values are tokens or key material (JSON "name": "value" and name=value). */
 static const char *const secret_names[] = {
-    "access_token", "refresh_token", "id_token", "client_assertion", "client_secret",
-    "password",     "token",         "target",   "key_hsm",          "ciphertext",
+    "access_token", "refresh_token", "id_token",    "client_assertion", "client_secret",
+    "password",     "token",         "target",      "key_hsm",          "ciphertext",
     "key",          "sig",           "private_key",
 };
 /* JWK private members: JSON form only (single letters are too common in text). */

@@ -25,7 +25,7 @@ DEFINE_CLEANUP(ASN1_OBJECT *, ASN1_OBJECT_free)
 DEFINE_CLEANUP(ASN1_TYPE *, ASN1_TYPE_free)
 
 static inline void
-skr_x509_stack_free(STACK_OF(X509) *sk)
+skr_x509_stack_free(STACK_OF(X509) * sk)
 {
     sk_X509_pop_free(sk, X509_free);
 }

@@ -4,15 +4,17 @@
  * pages go back. mlock() can fail under a small RLIMIT_MEMLOCK: the secret is still usable,
  * is_locked says so and the failure is counted for the daemon to report.
  */
-#include <openssl/crypto.h>
+#include "secret.h"
+
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "skr_limits.h"
-#include "secret.h"
 
 static atomic_size_t live_secrets;
 static atomic_size_t lock_failures;

@@ -5,9 +5,10 @@
  */
 #pragma once
 
-#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <openssl/x509.h>
 
 #include "buf.h"
 #include "skr_limits.h"
@@ -67,13 +68,13 @@ const uint8_t *skr_cert_kind_guid(enum skr_cert_kind k);
 struct skr_vcek_ext {
     bool has_struct_version;
     uint32_t struct_version;
-    char product_name[32];   /* IA5String, "" when absent */
+    char product_name[32]; /* IA5String, "" when absent */
     bool has_bl, has_tee, has_snp, has_ucode, has_fmc;
     uint8_t bl, tee, snp, ucode, fmc;
     uint8_t hwid[SKR_VCEK_HWID_MAX];
-    size_t hwid_len;         /* 0 when absent (VLEK) */
-    char csp_id[64];         /* VLEK only, "" when absent */
-    bool is_vlek;            /* subject CN=SEV-VLEK */
+    size_t hwid_len; /* 0 when absent (VLEK) */
+    char csp_id[64]; /* VLEK only, "" when absent */
+    bool is_vlek;    /* subject CN=SEV-VLEK */
 };
 
 /* Decodes the AMD extensions of cert. INTEGERs are decoded as DER (values >= 0x80 carry a
@@ -90,8 +91,9 @@ uint64_t skr_vcek_ext_tcb(const struct skr_vcek_ext *e, enum skr_snp_product p);
 
 /* ---- AMD KDS URLs (host kdsintf.amd.com) -------------------------------------------- */
 
-/* VCEK: https://kdsintf.amd.com/vcek/v1/{P}/{hwid hex}?[fmcSPL=..&]blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..
- * Milan/Genoa use the 64-byte chip id, Turin its first 8 bytes and adds fmcSPL. */
+/* VCEK: https://kdsintf.amd.com/vcek/v1/{P}/{hwid
+ * hex}?[fmcSPL=..&]blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=.. Milan/Genoa use the 64-byte chip id,
+ * Turin its first 8 bytes and adds fmcSPL. */
 SKR_NODISCARD skr_err skr_kds_vcek_url(enum skr_snp_product p, const uint8_t chip_id[64],
                                        uint64_t reported_tcb, struct skr_buf *out);
 /* Chain: https://kdsintf.amd.com/{vcek|vlek}/v1/{P}/cert_chain */
@@ -120,7 +122,7 @@ SKR_NODISCARD skr_err skr_cert_set_from_table(const struct skr_cert_table *t,
 void skr_cert_set_done(struct skr_cert_set *s);
 
 /* Reads every certificate in PEM text (at most SKR_MAX_CERT_CHAIN). */
-SKR_NODISCARD skr_err skr_pem_read_certs(struct skr_span pem, STACK_OF(X509) **ret);
+SKR_NODISCARD skr_err skr_pem_read_certs(struct skr_span pem, STACK_OF(X509) * *ret);
 /* Appends the PEM encoding of cert to out. */
 SKR_NODISCARD skr_err skr_pem_write_cert(X509 *cert, struct skr_buf *out);
 /* Subject common name into out ("" when absent). */

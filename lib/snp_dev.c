@@ -25,7 +25,7 @@
 #include "buf.h"
 #include "err.h"
 #include "hex.h"
-#include "limits.h"
+#include "skr_limits.h"
 #include "snp_certs.h"
 #include "snp_emu.h"
 #include "snp_report.h"

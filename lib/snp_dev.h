@@ -59,5 +59,5 @@ void skr_snp_dev_set_ioctl(struct skr_snp_dev *d, skr_ioctl_fn fn);
 
 /* Test seam for the tsm backend: hook runs right after the entry directory is created and
  * again after inblob is written, so a test can play the kernel's part on a plain directory. */
-void skr_snp_dev_set_tsm_hook(struct skr_snp_dev *d,
-                              void (*hook)(const char *entry_dir, void *arg), void *arg);
+void skr_snp_dev_set_tsm_hook(struct skr_snp_dev *d, void (*hook)(const char *entry_dir, void *arg),
+                              void *arg);

@@ -24,8 +24,8 @@
 #include "err.h"
 #include "hex.h"
 #include "json.h"
-#include "limits.h"
 #include "ossl.h"
+#include "skr_limits.h"
 #include "snp_certs.h"
 #include "snp_report.h"
 

@@ -23,12 +23,12 @@ struct skr_snp_emu_params {
     uint64_t policy;              /* 0 => 0x3001f (the ACI value) */
     uint64_t tcb;                 /* 0 => a plausible current TCB for the product */
     uint32_t guest_svn;
-    uint32_t vmpl_floor;          /* lowest VMPL a guest may request */
-    uint8_t measurement[48];      /* all zero => random */
+    uint32_t vmpl_floor;     /* lowest VMPL a guest may request */
+    uint8_t measurement[48]; /* all zero => random */
     uint8_t host_data[32];
     uint8_t family_id[16];
     uint8_t image_id[16];
-    uint8_t chip_id[64];          /* all zero => random (Turin: 8 bytes, rest zero) */
+    uint8_t chip_id[64]; /* all zero => random (Turin: 8 bytes, rest zero) */
 };
 
 struct skr_snp_emu;

@@ -7,20 +7,21 @@
  */
 #pragma once
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "buf.h"
 
-#define SKR_SNP_REPORT_LEN        0x4A0u /* 1184 */
-#define SKR_SNP_REPORT_SIGNED_LEN 0x2A0u /* bytes covered by the signature */
-#define SKR_SNP_REPORT_MIN_VERSION 2u
-#define SKR_SNP_REPORT_MAX_VERSION 5u
+#define SKR_SNP_REPORT_LEN                 0x4A0u /* 1184 */
+#define SKR_SNP_REPORT_SIGNED_LEN          0x2A0u /* bytes covered by the signature */
+#define SKR_SNP_REPORT_MIN_VERSION         2u
+#define SKR_SNP_REPORT_MAX_VERSION         5u
 #define SKR_SNP_SIG_ALGO_ECDSA_P384_SHA384 1u
 
 /* POLICY bits */
-#define SKR_SNP_POLICY_ABI_MINOR(p)      ((unsigned)((p) & 0xffu))
+#define SKR_SNP_POLICY_ABI_MINOR(p)      ((unsigned)((p)&0xffu))
 #define SKR_SNP_POLICY_ABI_MAJOR(p)      ((unsigned)(((p) >> 8) & 0xffu))
 #define SKR_SNP_POLICY_SMT               (1ull << 16)
 #define SKR_SNP_POLICY_RESERVED_1        (1ull << 17) /* must be 1 */
@@ -43,12 +44,12 @@
 #define SKR_SNP_PLATFORM_TIO_EN               (1ull << 7)
 
 /* SIGNER_INFO fields */
-#define SKR_SNP_SIGNER_AUTHOR_KEY_EN(s) ((unsigned)((s) & 1u))
+#define SKR_SNP_SIGNER_AUTHOR_KEY_EN(s) ((unsigned)((s)&1u))
 #define SKR_SNP_SIGNER_MASK_CHIP_KEY(s) ((unsigned)(((s) >> 1) & 1u))
 #define SKR_SNP_SIGNER_SIGNING_KEY(s)   ((unsigned)(((s) >> 2) & 7u))
-#define SKR_SNP_SIGNING_KEY_VCEK 0u
-#define SKR_SNP_SIGNING_KEY_VLEK 1u
-#define SKR_SNP_SIGNING_KEY_NONE 7u
+#define SKR_SNP_SIGNING_KEY_VCEK        0u
+#define SKR_SNP_SIGNING_KEY_VLEK        1u
+#define SKR_SNP_SIGNING_KEY_NONE        7u
 
 enum skr_snp_product {
     SKR_SNP_PRODUCT_UNKNOWN = 0,
@@ -59,7 +60,8 @@ enum skr_snp_product {
 
 /* "Milan", "Genoa", "Turin" or "unknown". */
 const char *skr_snp_product_name(enum skr_snp_product p);
-/* Accepts "Milan", "milan", "Milan-B0", "Genoa-B1", "Turin" (a VCEK productName or a user option). */
+/* Accepts "Milan", "milan", "Milan-B0", "Genoa-B1", "Turin" (a VCEK productName or a user option).
+ */
 SKR_NODISCARD skr_err skr_snp_product_parse(const char *s, enum skr_snp_product *ret);
 /* From the v3+ CPUID bytes: family 0x19 model 0x0x Milan, 0x1x Genoa; family 0x1A Turin. */
 enum skr_snp_product skr_snp_product_from_cpuid(uint8_t fam, uint8_t mod);
@@ -145,8 +147,8 @@ enum skr_snp_product skr_snp_report_product(const struct skr_snp_report *r);
 
 /* Stable JSON: field names as in PROTOCOLS.md §2.1 in snake_case, byte fields lowercase hex,
  * decoded policy / platform_info / signer_info / TCB objects. product selects the TCB layout. */
-SKR_NODISCARD skr_err skr_snp_report_to_json(const struct skr_snp_report *r,
-                                             enum skr_snp_product p, json_t **ret);
+SKR_NODISCARD skr_err skr_snp_report_to_json(const struct skr_snp_report *r, enum skr_snp_product p,
+                                             json_t **ret);
 /* Readable multi-line text of the same content, appended to out. */
-SKR_NODISCARD skr_err skr_snp_report_to_text(const struct skr_snp_report *r,
-                                             enum skr_snp_product p, struct skr_buf *out);
+SKR_NODISCARD skr_err skr_snp_report_to_text(const struct skr_snp_report *r, enum skr_snp_product p,
+                                             struct skr_buf *out);

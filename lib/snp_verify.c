@@ -8,21 +8,22 @@
  * over bytes 0x000..0x29F, r and s as 72-byte little-endian integers); AMD KDS spec 57230
  * (VCEK extensions, RSASSA-PSS chain); PROTOCOLS.md §2.1-2.4.
  */
-#include <openssl/crypto.h>
-#include <openssl/ecdsa.h>
+#include "snp_verify.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
 
 #include "amd_roots.h"
 #include "hex.h"
 #include "json.h"
 #include "ossl.h"
-#include "snp_verify.h"
 
-static void
-add_check(struct skr_snp_verify_result *res, const char *name, enum skr_check_status st,
-          const char *fmt, ...) SKR_PRINTF(4, 5);
+static void add_check(struct skr_snp_verify_result *res, const char *name, enum skr_check_status st,
+                      const char *fmt, ...) SKR_PRINTF(4, 5);
 
 static void
 add_check(struct skr_snp_verify_result *res, const char *name, enum skr_check_status st,
@@ -102,7 +103,7 @@ skr_snp_verify_signature(struct skr_span raw, EVP_PKEY *vcek_pub)
 /* ---- chain ---------------------------------------------------------------------------- */
 
 static bool
-is_extra_root(X509 *cert, STACK_OF(X509) *extra)
+is_extra_root(X509 *cert, STACK_OF(X509) * extra)
 {
     for (int i = 0; extra != NULL && i < sk_X509_num(extra); i++) {
         if (X509_cmp(cert, sk_X509_value(extra, i)) == 0) {
@@ -168,8 +169,7 @@ check_chain(struct skr_snp_verify_result *res, const struct skr_cert_set *certs,
     if ((ask == NULL || ark == NULL) &&
         skr_amd_roots_get(p, res->is_vlek, &builtin_ask, &builtin_ark) != SKR_OK) {
         add_check(res, "chain.ark_trusted", SKR_CHECK_FAIL,
-                  "no ASK/ARK given and no built-in root for product %s",
-                  skr_snp_product_name(p));
+                  "no ASK/ARK given and no built-in root for product %s", skr_snp_product_name(p));
         return;
     }
     ask = ask != NULL ? ask : builtin_ask;
@@ -265,8 +265,8 @@ check_chip_id(struct skr_snp_verify_result *res, const struct skr_snp_report *r,
     }
     if (ext->hwid_len == 0 || ext->hwid_len > sizeof(r->chip_id) ||
         memcmp(ext->hwid, r->chip_id, ext->hwid_len) != 0 ||
-        !skr_span_is_zero(skr_span_make(r->chip_id + ext->hwid_len,
-                                        sizeof(r->chip_id) - ext->hwid_len))) {
+        !skr_span_is_zero(
+            skr_span_make(r->chip_id + ext->hwid_len, sizeof(r->chip_id) - ext->hwid_len))) {
         add_check(res, "chip_id.hwid", SKR_CHECK_FAIL,
                   "CHIP_ID differs from the VCEK hwID (%zu bytes): certificate of another chip",
                   ext->hwid_len);
@@ -466,8 +466,14 @@ skr_snp_verify_certs(const struct skr_cert_set *certs, const struct skr_snp_veri
                                                  : SKR_SNP_PRODUCT_UNKNOWN;
     res->product = p;
     res->is_vlek = have_ext && ext.is_vlek;
-    add_check(res, "product", p != SKR_SNP_PRODUCT_UNKNOWN ? SKR_CHECK_PASS : SKR_CHECK_FAIL,
-              "%s", skr_snp_product_name(p));
+    if (have_ext && skr_vcek_ext_product(&ext) != SKR_SNP_PRODUCT_UNKNOWN &&
+        skr_vcek_ext_product(&ext) != p) {
+        add_check(res, "product", SKR_CHECK_FAIL, "%s was asked but the VCEK is for %s",
+                  skr_snp_product_name(p), ext.product_name);
+    } else {
+        add_check(res, "product", p != SKR_SNP_PRODUCT_UNKNOWN ? SKR_CHECK_PASS : SKR_CHECK_FAIL,
+                  "%s", skr_snp_product_name(p));
+    }
     check_chain(res, certs, opts, p);
     return finish(res);
 }
@@ -488,17 +494,18 @@ skr_snp_verify_to_json(const struct skr_snp_verify_result *res, json_t **ret)
 {
     static const char *const status_names[] = { "pass", "fail", "skip" };
     _cleanup_(json_decrefp) json_t *o = json_object();
-    json_t *arr = json_array();
+    json_t *arr;
 
     ENSURE(o != NULL, SKR_E_NOMEM, "out of memory");
     TRY(skr_json_set(o, "ok", json_boolean(skr_snp_verify_first_failure(res) == NULL)));
     TRY(skr_json_set(o, "product", json_string(skr_snp_product_name(res->product))));
     TRY(skr_json_set(o, "signing_key", json_string(res->is_vlek ? "vlek" : "vcek")));
+    /* made only now: skr_json_set takes it even on failure, an earlier TRY would leak it */
+    arr = json_array();
     TRY(skr_json_set(o, "checks", arr));
     for (size_t i = 0; i < res->n; i++) {
         json_t *c = json_pack("{s:s,s:s,s:s}", "name", res->checks[i].name, "status",
-                              status_names[res->checks[i].status], "detail",
-                              res->checks[i].detail);
+                              status_names[res->checks[i].status], "detail", res->checks[i].detail);
 
         ENSURE(c != NULL && json_array_append_new(arr, c) == 0, SKR_E_NOMEM, "out of memory");
     }

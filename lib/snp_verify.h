@@ -7,11 +7,12 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <stdbool.h>
-#include <stdint.h>
 
 #include "buf.h"
 #include "snp_certs.h"
@@ -41,7 +42,7 @@ struct skr_snp_verify_result {
 /* Optional checks: each is applied only when its has_/check_ flag is set. */
 struct skr_snp_verify_opts {
     enum skr_snp_product product; /* UNKNOWN => report CPUID, then VCEK productName */
-    STACK_OF(X509) *extra_roots;  /* extra trusted ARKs (e.g. an emulated platform) */
+    STACK_OF(X509) * extra_roots; /* extra trusted ARKs (e.g. an emulated platform) */
     bool check_no_debug;
     bool check_vmpl;
     uint32_t vmpl;

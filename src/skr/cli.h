@@ -39,7 +39,7 @@ bool cli_format_ok(const char *fmt, const char *const *allowed);
 SKR_NODISCARD skr_err cli_print_json(json_t *v);
 
 /* Reads every certificate of a PEM file into *roots (created when NULL). */
-SKR_NODISCARD skr_err cli_add_trust_root(const char *path, STACK_OF(X509) **roots);
+SKR_NODISCARD skr_err cli_add_trust_root(const char *path, STACK_OF(X509) * *roots);
 /* Prints a verification result as text or JSON; returns the exit code for e (OK or VERIFY). */
 int cli_print_verify(const struct skr_snp_verify_result *res, const char *fmt, skr_err e);
 

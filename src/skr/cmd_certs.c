@@ -3,10 +3,11 @@
  * serves the VCEK and chain for a given report.
  */
 #include <getopt.h>
-#include <openssl/asn1.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
 
 #include "cli.h"
 #include "hex.h"
@@ -143,7 +144,8 @@ print_set_text(json_t *j)
     json_t *c;
     size_t i;
 
-    json_array_foreach(arr, i, c) {
+    json_array_foreach(arr, i, c)
+    {
         json_t *ext = json_object_get(c, "amd_extensions");
         const char *key;
         json_t *v;
@@ -156,7 +158,8 @@ print_set_text(json_t *j)
                      json_string_value(json_object_get(c, "not_after")),
                      json_string_value(json_object_get(c, "key")));
         (void)printf("      sha256 %s\n", json_string_value(json_object_get(c, "sha256")));
-        json_object_foreach(ext, key, v) {
+        json_object_foreach(ext, key, v)
+        {
             if (json_is_string(v)) {
                 (void)printf("      %-15s %s\n", key, json_string_value(v));
             } else {
@@ -226,12 +229,9 @@ static int
 certs_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "product", required_argument, NULL, 'p' },
-        { "trust-root", required_argument, NULL, 't' },
-        { "ignore-time", no_argument, NULL, 'T' },
-        { "format", required_argument, NULL, 'f' },
-        { "help", no_argument, NULL, 'h' },
-        { 0 },
+        { "product", required_argument, NULL, 'p' }, { "trust-root", required_argument, NULL, 't' },
+        { "ignore-time", no_argument, NULL, 'T' },   { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },          { 0 },
     };
     _cleanup_(skr_x509_stack_freep) STACK_OF(X509) *roots = NULL;
     _cleanup_(skr_buf_donep) struct skr_buf file = { 0 };

@@ -4,11 +4,12 @@
  */
 #define _GNU_SOURCE /* secure_getenv */
 #include <getopt.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "cli.h"
 #include "hex.h"
@@ -116,11 +117,14 @@ static int
 report_fetch(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "device", required_argument, NULL, 'd' },  { "vmpl", required_argument, NULL, 'v' },
+        { "device", required_argument, NULL, 'd' },
+        { "vmpl", required_argument, NULL, 'v' },
         { "report-data", required_argument, NULL, 'r' },
         { "runtime-data", required_argument, NULL, 'R' },
-        { "format", required_argument, NULL, 'f' },  { "out", required_argument, NULL, 'o' },
-        { "certs-out", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { "out", required_argument, NULL, 'o' },
+        { "certs-out", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
         { 0 },
     };
     const char *device = secure_getenv("SKR_SNP_DEVICE");
@@ -190,8 +194,9 @@ report_fetch(int argc, char **argv)
         return SKR_EXIT_UPSTREAM;
     }
     if (strcmp(skr_snp_dev_name(dev), "emulated") == 0) {
-        (void)fprintf(stderr, "skr: WARNING: using the EMULATED SEV-SNP platform in %s: this "
-                              "report does not come from hardware\n",
+        (void)fprintf(stderr,
+                      "skr: WARNING: using the EMULATED SEV-SNP platform in %s: this "
+                      "report does not come from hardware\n",
                       cfg.path);
     }
     skr_buf_init(&raw, SKR_SNP_REPORT_LEN);
@@ -284,8 +289,8 @@ parse_min_tcb(const char *spec, struct skr_snp_tcb *ret)
 
         ENSURE(eq != NULL, SKR_E_INVALID_ARG, "--min-tcb: expected NAME=VALUE pairs");
         *eq = '\0';
-        ENSURE(skr_parse_u64(skr_span_str(eq + 1), false, 0, 255, &v) == SKR_OK,
-               SKR_E_INVALID_ARG, "--min-tcb: values are 0..255");
+        ENSURE(skr_parse_u64(skr_span_str(eq + 1), false, 0, 255, &v) == SKR_OK, SKR_E_INVALID_ARG,
+               "--min-tcb: values are 0..255");
         if (strcmp(tok, "bl") == 0) {
             ret->bootloader = (uint8_t)v;
         } else if (strcmp(tok, "tee") == 0) {
@@ -297,8 +302,9 @@ parse_min_tcb(const char *spec, struct skr_snp_tcb *ret)
         } else if (strcmp(tok, "fmc") == 0) {
             ret->fmc = (uint8_t)v;
         } else {
-            FAILF(SKR_E_INVALID_ARG, "--min-tcb: unknown component '%.16s' (bl, tee, snp, ucode, "
-                                     "fmc)",
+            FAILF(SKR_E_INVALID_ARG,
+                  "--min-tcb: unknown component '%.16s' (bl, tee, snp, ucode, "
+                  "fmc)",
                   tok);
         }
     }
@@ -324,12 +330,18 @@ static int
 parse_verify_args(int argc, char **argv, struct verify_args *a)
 {
     static const struct option opts[] = {
-        { "certs", required_argument, NULL, 'c' },     { "product", required_argument, NULL, 'p' },
-        { "trust-root", required_argument, NULL, 't' }, { "no-debug", no_argument, NULL, 'D' },
-        { "vmpl", required_argument, NULL, 'v' },      { "min-tcb", required_argument, NULL, 'm' },
-        { "host-data", required_argument, NULL, 'H' }, { "measurement", required_argument, NULL, 'M' },
-        { "report-data", required_argument, NULL, 'r' }, { "ignore-time", no_argument, NULL, 'T' },
-        { "format", required_argument, NULL, 'f' },    { "help", no_argument, NULL, 'h' },
+        { "certs", required_argument, NULL, 'c' },
+        { "product", required_argument, NULL, 'p' },
+        { "trust-root", required_argument, NULL, 't' },
+        { "no-debug", no_argument, NULL, 'D' },
+        { "vmpl", required_argument, NULL, 'v' },
+        { "min-tcb", required_argument, NULL, 'm' },
+        { "host-data", required_argument, NULL, 'H' },
+        { "measurement", required_argument, NULL, 'M' },
+        { "report-data", required_argument, NULL, 'r' },
+        { "ignore-time", no_argument, NULL, 'T' },
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
         { 0 },
     };
     skr_err e = SKR_OK;

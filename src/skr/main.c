@@ -3,16 +3,17 @@
  * Results go to stdout, diagnostics to stderr; exit codes 0 ok, 1 check failed or denied,
  * 2 bad usage or input, 3 device, upstream or system error.
  */
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "json.h"
 #include "ossl.h"
-#include "snp_certs.h"
 #include "skr_limits.h"
+#include "snp_certs.h"
 
 static const char usage[] =
     "usage: skr <command> [options]\n"
@@ -131,7 +132,7 @@ cli_print_json(json_t *v)
 }
 
 skr_err
-cli_add_trust_root(const char *path, STACK_OF(X509) **roots)
+cli_add_trust_root(const char *path, STACK_OF(X509) * *roots)
 {
     _cleanup_(skr_buf_donep) struct skr_buf file = { 0 };
     STACK_OF(X509) *certs = NULL;

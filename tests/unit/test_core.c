@@ -141,8 +141,8 @@ test_parse_u64(void **state)
     assert_true(v == UINT64_MAX);
     assert_int_equal(skr_parse_u64(skr_span_str("0x1F"), true, 0, 100, &v), SKR_OK);
     assert_int_equal(v, 31);
-    static const char *const bad[] = { "",    "-1",   "1a",  " 1", "1 ", "18446744073709551616",
-                                       "0x",  "+5",   "11",  "0x1F" };
+    static const char *const bad[] = { "",   "-1", "1a", " 1",  "1 ", "18446744073709551616",
+                                       "0x", "+5", "11", "0x1F" };
     for (size_t i = 0; i < SKR_ARRAY_LEN(bad); i++) {
         assert_int_equal(skr_parse_u64(skr_span_str(bad[i]), false, 0, 10, &v), SKR_E_MALFORMED);
     }
@@ -182,7 +182,8 @@ static void
 test_b64_rfc4648(void **state)
 {
     static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
-    static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    static const char *const enc[] = { "",         "Zg==",     "Zm8=",    "Zm9v",
+                                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
 
     (void)state;
     for (size_t i = 0; i < SKR_ARRAY_LEN(plain); i++) {
@@ -236,16 +237,16 @@ static void
 test_b64_negative(void **state)
 {
     static const char *const bad[] = {
-        "Z",         /* one char: impossible length */
-        "Zm9vY",     /* 5 chars */
-        "Zg=",       /* wrong padding */
-        "Zg===",     /* too much padding */
-        "Zm8==",     /* wrong padding for 3 chars */
-        "Zg==Zg==",  /* data after padding */
-        "Zm9v\n",    /* whitespace without SKIP_WS */
-        "Zm9v!",     /* invalid character */
-        "Zm9v\0",    /* NUL inside (length covers it) */
-        "====",      /* padding only */
+        "Z",        /* one char: impossible length */
+        "Zm9vY",    /* 5 chars */
+        "Zg=",      /* wrong padding */
+        "Zg===",    /* too much padding */
+        "Zm8==",    /* wrong padding for 3 chars */
+        "Zg==Zg==", /* data after padding */
+        "Zm9v\n",   /* whitespace without SKIP_WS */
+        "Zm9v!",    /* invalid character */
+        "Zm9v\0",   /* NUL inside (length covers it) */
+        "====",     /* padding only */
     };
     _cleanup_(skr_buf_donep) struct skr_buf d = { 0 };
 
@@ -258,9 +259,8 @@ test_b64_negative(void **state)
                          SKR_E_MALFORMED);
         assert_int_equal(d.len, 0);
     }
-    assert_int_equal(skr_b64_decode(skr_span_str("Zm9v\nYmFy\r\n"), SKR_B64_STD | SKR_B64_SKIP_WS,
-                                    &d),
-                     SKR_OK);
+    assert_int_equal(
+        skr_b64_decode(skr_span_str("Zm9v\nYmFy\r\n"), SKR_B64_STD | SKR_B64_SKIP_WS, &d), SKR_OK);
     assert_memory_equal(d.ptr, "foobar", 6);
     assert_int_equal(skr_b64_decode(skr_span_str("Zm9v"), 0, &d), SKR_E_INVALID_ARG);
     /* output limit */
@@ -385,12 +385,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err),          cmocka_unit_test(test_buf_limits),
-        cmocka_unit_test(test_buf_grow),     cmocka_unit_test(test_rd),
-        cmocka_unit_test(test_put_get),      cmocka_unit_test(test_parse_u64),
-        cmocka_unit_test(test_files),        cmocka_unit_test(test_b64_rfc4648),
+        cmocka_unit_test(test_err),           cmocka_unit_test(test_buf_limits),
+        cmocka_unit_test(test_buf_grow),      cmocka_unit_test(test_rd),
+        cmocka_unit_test(test_put_get),       cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_files),         cmocka_unit_test(test_b64_rfc4648),
         cmocka_unit_test(test_b64_alphabets), cmocka_unit_test(test_b64_negative),
-        cmocka_unit_test(test_hex),          cmocka_unit_test(test_json),
+        cmocka_unit_test(test_hex),           cmocka_unit_test(test_json),
         cmocka_unit_test(test_json_negative), cmocka_unit_test(test_json_build),
     };
 

@@ -15,7 +15,7 @@
 #include "log.h"
 
 #define JWT                                                                                        \
-    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9."         \
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCJ9."           \
     "c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
 
 struct redact_case {
@@ -33,11 +33,13 @@ static const struct redact_case cases[] = {
     { "{\"kty\":\"RSA\",\"n\":\"pub\",\"d\":\"priv\",\"qi\":\"x1y2z3\"}", "priv", "\"n\":\"pub\"" },
     { "url=https://a.blob.core.windows.net/c?sv=2020&sig=AbCdEf%2Bghi&se=1", "AbCdEf", "sv=2020" },
     { "client_assertion=eyJhbGc.eyJzdWI.sig&client_id=abc", "eyJhbGc", "client_id=abc" },
-    { "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY----- after",
+    { "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY----- "
+      "after",
       "MIIEvQ", " after" },
     { "blob QmFzZTY0RW5jb2RlZEtleU1hdGVyaWFsVGhhdElzTG9uZ0Vub3VnaDEyMzQ1Njc4 end", "QmFzZTY0",
       " end" },
-    { "{\"key\":\"{\\\"kty\\\":\\\"oct\\\",\\\"k\\\":\\\"c2VjcmV0\\\"}\"}", "c2VjcmV0", "{\"key\":\"" },
+    { "{\"key\":\"{\\\"kty\\\":\\\"oct\\\",\\\"k\\\":\\\"c2VjcmV0\\\"}\"}", "c2VjcmV0",
+      "{\"key\":\"" },
 };
 
 static void

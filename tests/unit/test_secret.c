@@ -119,10 +119,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_new_free),
-        cmocka_unit_test(test_from),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_lock_failure_reported),
+        cmocka_unit_test(test_new_free), cmocka_unit_test(test_from),
+        cmocka_unit_test(test_limits),   cmocka_unit_test(test_lock_failure_reported),
         cmocka_unit_test(test_harden),
     };
 

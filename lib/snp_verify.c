@@ -356,6 +356,36 @@ check_format(struct skr_snp_verify_result *res, const struct skr_snp_report *r)
     add_check(res, "report.format", SKR_CHECK_PASS, "version %u, ECDSA P-384", r->version);
 }
 
+/* The AMD extensions a VCEK/VLEK must carry (KDS spec 57230): productName and the SPLs, hwID
+ * on a VCEK, fmcSPL on Turin. A certificate without them is not a VCEK, whatever it is named. */
+static bool
+check_extensions(struct skr_snp_verify_result *res, X509 *cert, struct skr_vcek_ext *ext)
+{
+    const char *missing = NULL;
+
+    if (skr_vcek_ext_decode(cert, ext) != SKR_OK) {
+        add_check(res, "vcek.extensions", SKR_CHECK_FAIL, "%s", skr_err_msg());
+        return false;
+    }
+    if (ext->product_name[0] == '\0') {
+        missing = "productName";
+    } else if (!ext->has_bl || !ext->has_tee || !ext->has_snp || !ext->has_ucode) {
+        missing = "an SPL (blSPL, teeSPL, snpSPL, ucodeSPL)";
+    } else if (!ext->is_vlek && ext->hwid_len == 0) {
+        missing = "hwID";
+    } else if (skr_vcek_ext_product(ext) == SKR_SNP_PRODUCT_TURIN && !ext->has_fmc) {
+        missing = "fmcSPL (Turin)";
+    }
+    if (missing != NULL) {
+        add_check(res, "vcek.extensions", SKR_CHECK_FAIL,
+                  "not a VCEK/VLEK: AMD extension %s is missing", missing);
+        return false;
+    }
+    add_check(res, "vcek.extensions", SKR_CHECK_PASS, "AMD extensions decoded (%s)",
+              ext->product_name);
+    return true;
+}
+
 static skr_err finish(const struct skr_snp_verify_result *res);
 
 static enum skr_snp_product
@@ -390,9 +420,7 @@ skr_snp_verify(const struct skr_snp_report *r, struct skr_span raw,
     memset(res, 0, sizeof(*res));
 
     check_format(res, r);
-    have_ext = skr_vcek_ext_decode(certs->vcek, &ext) == SKR_OK;
-    add_check(res, "vcek.extensions", have_ext ? SKR_CHECK_PASS : SKR_CHECK_FAIL, "%s",
-              have_ext ? "AMD extensions decoded" : skr_err_msg());
+    have_ext = check_extensions(res, certs->vcek, &ext);
     p = pick_product(r, have_ext ? &ext : NULL, opts);
     res->product = p;
     if (p == SKR_SNP_PRODUCT_UNKNOWN) {
@@ -458,9 +486,7 @@ skr_snp_verify_certs(const struct skr_cert_set *certs, const struct skr_snp_veri
     ENSURE(certs != NULL && opts != NULL && res != NULL, SKR_E_INVALID_ARG, "NULL argument");
     ENSURE(certs->vcek != NULL, SKR_E_INVALID_ARG, "no VCEK/VLEK certificate");
     memset(res, 0, sizeof(*res));
-    have_ext = skr_vcek_ext_decode(certs->vcek, &ext) == SKR_OK;
-    add_check(res, "vcek.extensions", have_ext ? SKR_CHECK_PASS : SKR_CHECK_FAIL, "%s",
-              have_ext ? "AMD extensions decoded" : skr_err_msg());
+    have_ext = check_extensions(res, certs->vcek, &ext);
     p = opts->product != SKR_SNP_PRODUCT_UNKNOWN ? opts->product
         : have_ext                               ? skr_vcek_ext_product(&ext)
                                                  : SKR_SNP_PRODUCT_UNKNOWN;

@@ -430,7 +430,7 @@ test_cert_table_round_trip(void **state)
 static void
 test_cert_table_negative(void **state)
 {
-    uint8_t b[17 * 24 + 24 + 64];
+    uint8_t b[17 * 24 + 24 + 64] = { 0 };
     struct skr_cert_table t;
     struct skr_cert_entry many[SKR_MAX_CERT_TABLE_ENTRIES + 1];
     struct skr_buf out;

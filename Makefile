@@ -29,18 +29,18 @@ asan:
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 scripts/run-tests $(ASAN_BUILD)
 
-# memcheck on the unit tests and corpus replays (the CLI scripts run skr under valgrind too).
+# memcheck on the unit tests and corpus replays, then on every skr run of the CLI scripts.
 valgrind: build
 	@scripts/install-deps valgrind
-	@SKR_VALGRIND=1 scripts/run-tests $(BUILD) --setup=valgrind --timeout-multiplier=10
+	@scripts/run-tests $(BUILD) --setup=valgrind
+	@SKR_VALGRIND=1 scripts/run-tests $(BUILD) --suite cli --timeout-multiplier=10
 
 # libFuzzer (clang-14) on every target for FUZZ_SECONDS each; new inputs land in
 # $(FUZZ_BUILD)/corpus/<target>, crashes in fuzz/.
 fuzz:
 	@scripts/install-deps fuzz
 	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang-14 $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzzing=true \
-		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dc_args=-fsanitize=fuzzer-no-link >/dev/null
+		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 	@ninja -C $(FUZZ_BUILD)
 	@scripts/fuzz-run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 

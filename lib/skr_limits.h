@@ -41,3 +41,13 @@
 
 /* Extended report: largest certificate buffer we offer the kernel (multiple of 4096). */
 #define SKR_MAX_EXT_CERTS_BYTES (16u * 4096u)
+
+/* One compact JWS/JWT: the real mHSM release JWS is 14 KiB (3 certificates in x5c plus the
+ * wrapped key), MAA tokens are 3-10 KiB but grow with runtime/init-time claims; 256 KiB leaves
+ * room for those while staying well under the 1 MiB HTTP body cap (PROTOCOLS.md pitfall 17). */
+#define SKR_MAX_JWT_BYTES (256u * 1024u)
+
+/* RSA modulus sizes we accept in JWKs and for JWS verification: 2048 is the floor of every
+ * Azure service and of SCC's transfer key; 8192 bounds the cost of one RSA operation. */
+#define SKR_MIN_RSA_BITS 2048
+#define SKR_MAX_RSA_BITS 8192

@@ -31,47 +31,22 @@
 #include "ossl.h"
 #include "skr_limits.h"
 #include "snp_certs.h"
+#include "tdata.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-/* Reads a vector and strips trailing whitespace (some files end with a newline). */
+/* A vector without its trailing whitespace (some files end with a newline). */
 static uint8_t *
 read_vec(const char *rel, size_t *ret_len)
 {
-    const char *dir = getenv("SKR_TEST_DATA");
-    char path[1024];
-    FILE *f;
-    uint8_t *buf;
-    size_t n;
+    size_t n = 0;
+    uint8_t *buf = t_read_data(rel, &n);
 
-    assert_non_null(dir);
-    assert_true(snprintf(path, sizeof(path), "%s/%s", dir, rel) < (int)sizeof(path));
-    f = fopen(path, "rbe");
-    if (f == NULL) {
-        fail_msg("cannot open %s", path);
-    }
-    buf = malloc(1u << 16);
-    assert_non_null(buf);
-    n = fread(buf, 1, 1u << 16, f);
-    assert_int_equal(ferror(f), 0);
-    assert_true(n < (1u << 16));
-    fclose(f);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) {
         n--;
     }
     *ret_len = n;
     return buf;
-}
-
-static void
-assert_msg_contains(const char *needle)
-{
-    const char *m = skr_err_msg();
-
-    assert_non_null(m);
-    if (strstr(m, needle) == NULL) {
-        fail_msg("error message '%s' lacks '%s'", m, needle);
-    }
 }
 
 static void

@@ -20,6 +20,7 @@
 #include "err.h"
 #include "json.h"
 #include "policy.h"
+#include "tdata.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -39,17 +40,6 @@ load_table(const char *rel)
     }
     assert_true(json_is_array(j));
     return j;
-}
-
-static void
-assert_msg_contains(const char *needle)
-{
-    const char *m = skr_err_msg();
-
-    assert_non_null(m);
-    if (strstr(m, needle) == NULL) {
-        fail_msg("error message '%s' lacks '%s'", m, needle);
-    }
 }
 
 static void

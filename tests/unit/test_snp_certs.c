@@ -29,44 +29,9 @@
 #include "ossl.h"
 #include "snp_certs.h"
 #include "snp_report.h"
+#include "tdata.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static uint8_t *
-read_vec(const char *rel, size_t *ret_len)
-{
-    const char *dir = getenv("SKR_TEST_DATA");
-    char path[1024];
-    FILE *f;
-    uint8_t *buf;
-    size_t n;
-
-    assert_non_null(dir);
-    assert_true(snprintf(path, sizeof(path), "%s/%s", dir, rel) < (int)sizeof(path));
-    f = fopen(path, "rbe");
-    if (f == NULL) {
-        fail_msg("cannot open %s", path);
-    }
-    buf = malloc(1u << 16);
-    assert_non_null(buf);
-    n = fread(buf, 1, 1u << 16, f);
-    assert_int_equal(ferror(f), 0);
-    assert_true(n < (1u << 16));
-    fclose(f);
-    *ret_len = n;
-    return buf;
-}
-
-static void
-assert_msg_contains(const char *needle)
-{
-    const char *m = skr_err_msg();
-
-    assert_non_null(m);
-    if (strstr(m, needle) == NULL) {
-        fail_msg("error message '%s' lacks '%s'", m, needle);
-    }
-}
 
 static X509 *
 der_cert(const uint8_t *p, size_t n)
@@ -83,7 +48,7 @@ static X509 *
 load_der(const char *rel)
 {
     size_t n = 0;
-    uint8_t *b = read_vec(rel, &n);
+    uint8_t *b = t_read_data(rel, &n);
     X509 *x = der_cert(b, n);
 
     free(b);
@@ -94,7 +59,7 @@ load_der(const char *rel)
 static STACK_OF(X509) * load_pem(const char *rel)
 {
     size_t n = 0;
-    uint8_t *b = read_vec(rel, &n);
+    uint8_t *b = t_read_data(rel, &n);
     STACK_OF(X509) *sk = NULL;
 
     assert_int_equal(skr_pem_read_certs(skr_span_make(b, n), &sk), SKR_OK);
@@ -188,7 +153,7 @@ static void
 test_thim_json(void **state)
 {
     size_t n = 0;
-    uint8_t *b = read_vec("scc/test_data__uvm_host_amd_certificate.json", &n);
+    uint8_t *b = t_read_data("scc/test_data__uvm_host_amd_certificate.json", &n);
     struct skr_thim t;
 
     (void)state;
@@ -210,7 +175,7 @@ static void
 test_thim_b64(void **state)
 {
     size_t n = 0;
-    uint8_t *b = read_vec("scc/security-context-test/host-amd-cert-base64", &n);
+    uint8_t *b = t_read_data("scc/security-context-test/host-amd-cert-base64", &n);
     struct skr_thim t;
     STACK_OF(X509) *sk = NULL;
 
@@ -556,7 +521,7 @@ test_vcek_ext_gsg(void **state)
     X509 *x = load_der("gsg/vcek.testcer");
     struct skr_vcek_ext e;
     size_t n = 0;
-    uint8_t *report = read_vec("gsg/attestation.bin", &n);
+    uint8_t *report = t_read_data("gsg/attestation.bin", &n);
 
     (void)state;
     assert_int_equal(skr_vcek_ext_decode(x, &e), SKR_OK);
@@ -818,7 +783,7 @@ static void
 test_kds_urls(void **state)
 {
     size_t n = 0;
-    uint8_t *report = read_vec("scc/test_data__snp_report.bin", &n);
+    uint8_t *report = t_read_data("scc/test_data__snp_report.bin", &n);
     struct skr_buf url;
     const char *s = NULL;
     uint8_t chip[64];
@@ -892,7 +857,7 @@ static void
 load_ok(const char *rel, struct skr_cert_set *s)
 {
     size_t n = 0;
-    uint8_t *b = read_vec(rel, &n);
+    uint8_t *b = t_read_data(rel, &n);
 
     if (skr_cert_set_load(skr_span_make(b, n), s) != SKR_OK) {
         fail_msg("%s: %s", rel, skr_err_detail());
@@ -998,12 +963,12 @@ test_cert_set_negative(void **state)
     skr_buf_init(&buf, 1u << 20);
 
     /* a chain without a VCEK, in each form that can carry one */
-    b = read_vec("gsg/trust/ask_ark_milan.pem", &n);
+    b = t_read_data("gsg/trust/ask_ark_milan.pem", &n);
     expect_load_fail(skr_span_make(b, n), SKR_E_MALFORMED,
                      "no VCEK/VLEK certificate in PEM bundle");
     free(b);
     /* ASVK (SEV-VLEK-Milan) is recognised as the ASK role: still "no VCEK" */
-    b = read_vec("gsg/milanvlek.testcer", &n);
+    b = t_read_data("gsg/milanvlek.testcer", &n);
     expect_load_fail(skr_span_make(b, n), SKR_E_MALFORMED,
                      "no VCEK/VLEK certificate in PEM bundle");
     free(b);
@@ -1022,7 +987,7 @@ test_cert_set_negative(void **state)
     }
 
     /* duplicate role */
-    b = read_vec("scc/test_data__uvm_host_amd_certificate.pem", &n);
+    b = t_read_data("scc/test_data__uvm_host_amd_certificate.pem", &n);
     assert_int_equal(skr_buf_append(&buf, b, n), SKR_OK);
     assert_int_equal(skr_buf_append(&buf, b, n), SKR_OK);
     expect_load_fail(skr_buf_span(&buf), SKR_E_MALFORMED, "more than one VCEK/VLEK");

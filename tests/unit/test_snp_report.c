@@ -18,55 +18,20 @@
 #include "err.h"
 #include "json.h"
 #include "snp_report.h"
+#include "tdata.h"
 
 #define LEN SKR_SNP_REPORT_LEN
-
-/* Reads a vector from $SKR_TEST_DATA into a malloc'd buffer; fails the test when absent. */
-static uint8_t *
-read_vec(const char *rel, size_t *ret_len)
-{
-    const char *dir = getenv("SKR_TEST_DATA");
-    char path[1024];
-    FILE *f;
-    uint8_t *buf;
-    size_t n;
-
-    assert_non_null(dir);
-    assert_true(snprintf(path, sizeof(path), "%s/%s", dir, rel) < (int)sizeof(path));
-    f = fopen(path, "rbe");
-    if (f == NULL) {
-        fail_msg("cannot open %s", path);
-    }
-    buf = malloc(1u << 16);
-    assert_non_null(buf);
-    n = fread(buf, 1, 1u << 16, f);
-    assert_int_equal(ferror(f), 0);
-    fclose(f);
-    *ret_len = n;
-    return buf;
-}
 
 static void
 load_vec_report(const char *rel, struct skr_snp_report *r, uint8_t raw[LEN])
 {
     size_t n = 0;
-    uint8_t *b = read_vec(rel, &n);
+    uint8_t *b = t_read_data(rel, &n);
 
     assert_int_equal(n, LEN);
     assert_int_equal(skr_snp_report_parse(skr_span_make(b, n), r), SKR_OK);
     memcpy(raw, b, LEN);
     free(b);
-}
-
-static void
-assert_msg_contains(const char *needle)
-{
-    const char *m = skr_err_msg();
-
-    assert_non_null(m);
-    if (strstr(m, needle) == NULL) {
-        fail_msg("error message '%s' lacks '%s'", m, needle);
-    }
 }
 
 static const char *const bin_vectors[] = {
@@ -81,7 +46,7 @@ test_vectors_round_trip(void **state)
     (void)state;
     for (size_t i = 0; i < SKR_ARRAY_LEN(bin_vectors); i++) {
         size_t n = 0;
-        uint8_t *b = read_vec(bin_vectors[i], &n);
+        uint8_t *b = t_read_data(bin_vectors[i], &n);
         struct skr_snp_report r;
         struct skr_snp_report r2;
         uint8_t out[LEN];
@@ -176,8 +141,8 @@ assert_hex_equals_bin(const char *hex_rel, const char *bin_rel)
 {
     size_t hn = 0;
     size_t bn = 0;
-    uint8_t *h = read_vec(hex_rel, &hn);
-    uint8_t *b = read_vec(bin_rel, &bn);
+    uint8_t *h = t_read_data(hex_rel, &hn);
+    uint8_t *b = t_read_data(bin_rel, &bn);
     struct skr_snp_report rh;
     struct skr_snp_report rb;
     uint8_t raw[LEN];
@@ -230,7 +195,7 @@ test_hex_load_upper_ws(void **state)
 {
     size_t bn = 0;
     size_t tn = 0;
-    uint8_t *b = read_vec("gsg/attestation.bin", &bn);
+    uint8_t *b = t_read_data("gsg/attestation.bin", &bn);
     char *t = make_hex_text(b, bn, &tn);
     struct skr_snp_report r;
     uint8_t raw[LEN];
@@ -251,7 +216,7 @@ static void
 test_hex_load_negative(void **state)
 {
     size_t n = 0;
-    uint8_t *h = read_vec("virtee/report_milan.hex", &n);
+    uint8_t *h = t_read_data("virtee/report_milan.hex", &n);
     uint8_t *big = malloc(n + 2);
     struct skr_snp_report r;
 
@@ -286,7 +251,7 @@ static void
 test_fake_v1_hex_rejected(void **state)
 {
     size_t n = 0;
-    uint8_t *h = read_vec("scc/attestation_report_fetcher__fake_report_v1.hex", &n);
+    uint8_t *h = t_read_data("scc/attestation_report_fetcher__fake_report_v1.hex", &n);
     struct skr_snp_report r;
     uint8_t raw[LEN];
 
@@ -303,7 +268,7 @@ static void
 test_bad_lengths(void **state)
 {
     size_t n = 0;
-    uint8_t *b = read_vec("scc/test_data__snp_report.bin", &n);
+    uint8_t *b = t_read_data("scc/test_data__snp_report.bin", &n);
     uint8_t *big = calloc(1, LEN + 1);
     struct skr_snp_report r;
     static const size_t short_lens[] = { 0, 1, 4, 0x2A0, LEN - 2, LEN - 1 };
@@ -338,7 +303,7 @@ test_restspec_truncated(void **state)
 {
     size_t n = 0;
     uint8_t *b =
-        read_vec("restspec/maa_AttestSevSnpVm_example_SnpReport_TRUNCATED_1182bytes.bin", &n);
+        t_read_data("restspec/maa_AttestSevSnpVm_example_SnpReport_TRUNCATED_1182bytes.bin", &n);
     struct skr_snp_report r;
 
     (void)state;

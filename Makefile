@@ -14,7 +14,7 @@ all: build
 
 build:
 	@scripts/install-deps base
-	@[ -f $(BUILD)/build.ninja ] || $(MESON_SETUP) $(BUILD) -Dwerror=true >/dev/null
+	@[ -f $(BUILD)/build.ninja ] || $(MESON_SETUP) $(BUILD) -Dwerror=true
 	@ninja -C $(BUILD)
 
 test: build
@@ -24,7 +24,7 @@ test: build
 asan:
 	@scripts/install-deps base
 	@[ -f $(ASAN_BUILD)/build.ninja ] || $(MESON_SETUP) $(ASAN_BUILD) -Dwerror=true \
-		-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+		-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 	@ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 scripts/run-tests $(ASAN_BUILD)
@@ -39,15 +39,15 @@ valgrind: build
 # $(FUZZ_BUILD)/corpus/<target>, crashes in fuzz/.
 fuzz:
 	@scripts/install-deps fuzz
-	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang-14 $(MESON_SETUP) $(FUZZ_BUILD) -Dfuzzing=true \
-		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang-14 meson setup $(FUZZ_BUILD) -Dfuzzing=true \
+		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
 	@ninja -C $(FUZZ_BUILD)
 	@scripts/fuzz-run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench:
 	@scripts/install-deps base
 	@[ -f $(BENCH_BUILD)/build.ninja ] || $(MESON_SETUP) $(BENCH_BUILD) -Dbuildtype=release \
-		-Dtests=false >/dev/null
+		-Dtests=false
 	@ninja -C $(BENCH_BUILD)
 	@scripts/bench $(BENCH_BUILD)
 

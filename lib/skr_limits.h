@@ -51,3 +51,49 @@
  * Azure service and of SCC's transfer key; 8192 bounds the cost of one RSA operation. */
 #define SKR_MIN_RSA_BITS 2048
 #define SKR_MAX_RSA_BITS 8192
+
+/* ---- HTTP (lib/http_server.c, lib/http_client.c) ---- */
+
+/* One HTTP request or response body: SCC caps HTTP bodies at 1 MiB (PROTOCOLS.md pitfall 17);
+ * the largest real one, an AKV release response with a 14 KiB JWS, is far below. */
+#define SKR_MAX_HTTP_BODY_BYTES (1u << 20)
+
+/* Request line plus all header fields one peer may send us: Azure requests carry a bearer
+ * token (~2-3 KiB) and a few short headers; 16 KiB is what nginx/Apache allow per line. */
+#define SKR_MAX_HTTP_HEADER_BYTES (16u * 1024u)
+
+/* Response header bytes the client accepts (all lines of one response): Azure front doors
+ * send ~1-2 KiB; anything past 64 KiB is a broken or hostile peer. */
+#define SKR_MAX_HTTP_RESPONSE_HEADER_BYTES (64u * 1024u)
+
+/* One captured response header value (WWW-Authenticate, Retry-After, x-ms-request-id,
+ * Content-Type): the longest real one, an Entra WWW-Authenticate challenge, is ~300 bytes. */
+#define SKR_MAX_HTTP_HEADER_VALUE (4u * 1024u)
+
+/* Extra headers one server response carries (WWW-Authenticate, Retry-After, request ids). */
+#define SKR_HTTP_MAX_RESPONSE_HEADERS 8
+
+/* Concurrent connections one server accepts (each gets a thread): skrd has one local client,
+ * the emulators a test suite; 64 bounds threads and memory under a connection flood. */
+#define SKR_MAX_CLIENTS 64
+
+/* Seconds an idle (or stalled) server connection is kept: covers a slow local client, closes
+ * slowloris-style connections. */
+#define SKR_HTTP_SERVER_IDLE_TIMEOUT_S 30
+
+/* Longest delay an emulator fault may inject per request: long enough to trip any client
+ * timeout we use, short enough that a mistyped fault spec cannot hang a test run. */
+#define SKR_HTTP_MAX_FAULT_DELAY_MS 60000u
+
+/* Client defaults: a TCP/TLS connect to Azure takes < 1 s; 10 s covers a slow IMDS. The
+ * whole-attempt bound matches the reference sidecar's 30 s HTTP client timeout. */
+#define SKR_HTTP_CONNECT_TIMEOUT_MS 10000u
+#define SKR_HTTP_TIMEOUT_MS         30000u
+
+/* Client retries: attempts after the first (Azure SDKs retry 3 times), the first backoff step
+ * (full jitter, doubling each time), and the cap on one wait, Retry-After included, so a peer
+ * cannot park us for minutes. The hard ceiling bounds what a caller may configure. */
+#define SKR_HTTP_RETRIES       3u
+#define SKR_HTTP_RETRY_BASE_MS 200u
+#define SKR_HTTP_RETRY_CAP_MS  10000u
+#define SKR_HTTP_MAX_RETRIES   10u

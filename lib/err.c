@@ -64,14 +64,18 @@ skr_err_at(skr_err code, const char *file, int line, const char *msg)
 skr_err
 skr_err_atf(skr_err code, const char *file, int line, const char *fmt, ...)
 {
+    char msg[sizeof(last_site.msg)];
     va_list ap;
 
+    /* Format into a local first: callers may pass skr_err_msg() (the slot itself) as an
+     * argument when they add context to an inner error. */
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     last_site.code = code;
     last_site.file = base_name(file);
     last_site.line = line;
-    va_start(ap, fmt);
-    (void)vsnprintf(last_site.msg, sizeof(last_site.msg), fmt, ap);
-    va_end(ap);
+    memcpy(last_site.msg, msg, sizeof(msg));
     return code;
 }
 

@@ -44,3 +44,5 @@ int emu_report_err(skr_err e, const char *what);
 
 /* skr-emu init DIR [options]; argv[0] is "init". Returns the exit code. */
 int emu_cmd_init(int argc, char **argv);
+/* skr-emu serve DIR [options]; argv[0] is "serve". Returns the exit code. */
+int emu_cmd_serve(int argc, char **argv);

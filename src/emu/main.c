@@ -2,7 +2,7 @@
  * skr-emu - local emulators for testing skr without Azure or SEV-SNP hardware.
  *
  *   skr-emu init DIR [options]   create the offline Azure stack's state in DIR (init.c)
- *   skr-emu serve ...            IMDS, MAA and Key Vault emulators (issue #3)
+ *   skr-emu serve DIR [options]  the IMDS, MAA and Key Vault emulators on DIR (serve.c)
  *
  * Everything it creates is marked as emulated; skr only uses it when told to by name
  * (--snp-device emulated:DIR). Exit codes: 0 ok, 2 usage or input error, 3 failure.
@@ -16,7 +16,7 @@
 
 const char emu_usage_text[] =
     "usage: skr-emu init DIR [options]\n"
-    "       skr-emu serve\n"
+    "       skr-emu serve DIR [options]\n"
     "       skr-emu --help\n"
     "\n"
     "init creates everything the offline Azure stack needs in DIR. All of it is EMULATED: no\n"
@@ -53,7 +53,33 @@ const char emu_usage_text[] =
     "  --tcb HEX16                   TCB in the THIM tcbm form (default per product)\n"
     "  --chip-id HEX                 CHIP_ID, 64 bytes (Turin: 8; default random)\n"
     "  --force                       replace an existing DIR, key store included\n"
-    "  -h, --help                    this text\n";
+    "  -h, --help                    this text\n"
+    "\n"
+    "serve runs the emulators on a DIR made by init, until SIGINT or SIGTERM:\n"
+    "  IMDS (http)    /metadata/identity/oauth2/token (managed identity tokens signed by the\n"
+    "                 Entra key, header 'Metadata: true'), /metadata/THIM/amd/certification,\n"
+    "                 and Entra for workload identity: /common/discovery/instance,\n"
+    "                 /TENANT/v2.0/.well-known/openid-configuration, /TENANT/discovery/v2.0/keys,\n"
+    "                 POST /TENANT/oauth2/v2.0/token (client_assertion signature NOT checked)\n"
+    "  MAA (https)    /attest/SevSnpVm, /certs, /.well-known/openid-configuration\n"
+    "  AKV (https)    Key Vault / Managed HSM keys API and release (key store keys/store.json)\n"
+    "TLS uses tls.pem/tls.key: clients trust DIR/ca.pem. Once all three listen, "
+    "DIR/endpoints.json\n"
+    "holds {\"imds\",\"maa\",\"akv\"} URLs; it is removed on shutdown.\n"
+    "\n"
+    "serve options:\n"
+    "  --host ADDR                   listen address (default 127.0.0.1); a non-loopback one\n"
+    "                                is refused without --allow-non-loopback\n"
+    "  --imds-port N, --maa-port N, --akv-port N\n"
+    "                                ports (default 0: the kernel picks, see endpoints.json)\n"
+    "  --fault SERVICE:KIND:RATE[:ARG]\n"
+    "                                inject faults (repeatable): SERVICE imds|maa|akv|all;\n"
+    "                                KIND status (ARG 400..599; 429/503 add Retry-After: 1),\n"
+    "                                delay (ARG ms, then the real answer) or drop (close\n"
+    "                                without an answer); RATE a probability 0..1\n"
+    "                                (SERVICE:KIND:ARG:RATE is accepted too)\n"
+    "  --seed N                      seed of the fault draws (default random, printed)\n"
+    "  --allow-non-loopback          allow --host to be a non-loopback address\n";
 
 int
 emu_usage_error(const char *fmt, ...)
@@ -90,9 +116,7 @@ main(int argc, char **argv)
         return emu_cmd_init(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "serve") == 0) {
-        fprintf(stderr, "skr-emu serve: not implemented yet (the IMDS, MAA and Key Vault "
-                        "emulators arrive with issue #3)\n");
-        return EMU_EXIT_USAGE;
+        return emu_cmd_serve(argc - 1, argv + 1);
     }
     return emu_usage_error("unknown command \"%s\"", argv[1]);
 }

@@ -7,14 +7,14 @@
 EMU="$TMP/emu"
 printf 'package policy\ndefault allow := true\n' >"$TMP/policy.rego"
 host_data=$(sha256sum "$TMP/policy.rego" | cut -d' ' -f1)
-expect_rc 0 "skr-emu init" "$SKR_EMU" init "$EMU" --host-data "$host_data"
+expect_rc 0 "skr-emu init" "$SKR_EMU" init "$EMU" --policy "$TMP/policy.rego"
 for f in ark.key ask.key vcek.key; do
     mode=$(stat -c %a "$EMU/snp/$f")
     if [ "$mode" = 600 ]; then ok "$f is 0600"; else not_ok "$f is $mode, expected 600"; fi
 done
 expect_rc 3 "init refuses to overwrite" "$SKR_EMU" init "$EMU"
-expect_rc 2 "skr-emu serve is not there yet and says so" "$SKR_EMU" serve
-expect_out "issue #3" "serve names the issue"
+expect_rc 2 "skr-emu serve without DIR" "$SKR_EMU" serve
+expect_out "expected exactly one DIR" "serve names what is missing"
 
 printf '{"keys":[]}' >"$TMP/runtime.json"
 rd=$(sha256sum "$TMP/runtime.json" | cut -d' ' -f1)

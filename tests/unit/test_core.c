@@ -26,6 +26,13 @@ fail_here(void)
     FAILF(SKR_E_MALFORMED, "field '%s' broken", "x");
 }
 
+static skr_err
+wrap_inner(void)
+{
+    (void)fail_here();
+    FAILF(SKR_E_MALFORMED, "outer: %s", skr_err_msg());
+}
+
 static void
 test_err(void **state)
 {
@@ -37,6 +44,9 @@ test_err(void **state)
     assert_string_equal(skr_err_name(SKR_E_VERIFY), "SKR_E_VERIFY");
     assert_string_equal(skr_err_str(SKR_OK), "ok");
     assert_string_equal(skr_err_str((skr_err)999), "unknown error");
+    /* adding context to an inner error reads the slot it writes */
+    assert_int_equal(wrap_inner(), SKR_E_MALFORMED);
+    assert_string_equal(skr_err_msg(), "outer: field 'x' broken");
     skr_err_clear();
     assert_int_equal(skr_err_last()->code, SKR_OK);
 }

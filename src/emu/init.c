@@ -5,10 +5,11 @@
  * atomically):
  *   ca.pem, ca.key            self-signed CA: EC P-256, CN "skr-emu CA", basicConstraints
  *                             CA:TRUE (critical), keyUsage keyCertSign+cRLSign, 10 years
- *   tls.pem, tls.key          TLS server certificate from the CA: EC P-256, CN localhost,
- *                             SANs DNS:localhost IP:127.0.0.1 IP:::1, EKU serverAuth, 1 year;
- *                             tls.pem holds the leaf then the CA (the AKV emulator's JWS x5c
- *                             is issued for the vault's host name, localhost)
+ *   tls.pem, tls.key          TLS server certificate from the CA: RSA-2048 (the Key Vault
+ *                             emulator signs release JWS with it, RS256 as the real service),
+ *                             CN localhost, SANs DNS:localhost IP:127.0.0.1 IP:::1, EKU
+ *                             serverAuth, 1 year; tls.pem holds the leaf then the CA (the JWS
+ *                             x5c is issued for the vault's host name)
  *   maa/signing.pem, .key     MAA token signing key, RSA-2048, cert from the CA
  *   entra/signing.pem, .key   Entra (managed identity) token signing key, likewise
  *   snp/                      the software SEV-SNP platform (snp_emu.h) that
@@ -537,7 +538,7 @@ make_ca_and_tls(const char *dir, EVP_PKEY **ca_key_ret, X509 **ca_ret)
         &(struct cert_spec){
             .kind = CERT_CA, .cn = "skr-emu CA", .days = INIT_CA_DAYS, .key = ca_key },
         &ca));
-    TRY(gen_key(false, &tls_key));
+    TRY(gen_key(true, &tls_key));
     TRY(make_cert(&(struct cert_spec){ .kind = CERT_TLS,
                                        .cn = "localhost",
                                        .days = INIT_LEAF_DAYS,

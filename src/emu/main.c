@@ -24,7 +24,7 @@ const char emu_usage_text[] =
     "fetch --device emulated:DIR'). Private keys (*.key) are mode 0600.\n"
     "  ca.pem ca.key              CA, EC P-256, CN \"skr-emu CA\", 10 years\n"
     "  tls.pem tls.key            TLS server certificate from the CA (leaf then CA in tls.pem),\n"
-    "                             EC P-256, SANs localhost, 127.0.0.1, ::1, serverAuth, 1 year\n"
+    "                             RSA-2048, SANs localhost, 127.0.0.1, ::1, serverAuth, 1 year\n"
     "  maa/signing.pem .key       MAA token signing key (RSA-2048) and its certificate\n"
     "  entra/signing.pem .key     Entra token signing key (RSA-2048) and its certificate\n"
     "  snp/                       the software SEV-SNP platform: emulated AMD ARK and ASK\n"

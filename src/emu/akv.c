@@ -10,8 +10,8 @@
  *     WWW-Authenticate: Bearer authorization="<imds_url>/<tenant>",
  * resource="https://vault.azure.net" (the emulated Entra authority lives on the IMDS listener). A
  * rejected token: 401 whose message names the cause (audience, expiry, signature...).
- *   - api-version: 7.0 .. 7.6 (and their -preview forms) are accepted; exportable keys, release
- *     policies and release need >= 7.3 (AKV.SKR.1001), as the real service.
+ *   - api-version: 7.0 .. 7.6 (and their -preview forms) and 2025-07-01 are accepted; exportable
+ * keys, release policies and release need >= 7.3 (AKV.SKR.1001), as the real service.
  *   - Key versions are 32 lowercase hex characters; key ids are
  *     "https://<Host header>/keys/<name>/<version>" (ctx->akv_url without a usable Host).
  *   - Rules of §7.7: exportable keys need a release policy (AKV.SKR.1004), non-exportable keys
@@ -32,9 +32,8 @@
  *   - Releasing a non-exportable key is 400 BadParameter (the real text is not public).
  *   - The release JWS is signed with the TLS key and carries the TLS chain as x5c (the leaf is
  *     issued for localhost / 127.0.0.1, the vault's host names), kid = x5t#S256 of the leaf.
- *     The real service signs RS256 with an RSA certificate; `skr-emu init` makes an EC P-256
- *     TLS key, so the emulator signs ES256 with it (RS256 for an RSA key). SCC verifies with
- *     the header's alg, so both work.
+ *     `skr-emu init` makes an RSA-2048 TLS key, so releases are RS256 as the real service's
+ *     (an EC key would give ES256/ES384: SCC verifies with the header's alg).
  *
  * Key store: DIR/keys/store.json (mode 0600 in a 0700 directory: it holds private keys),
  *   {"version":1,"keys":{"<name>":{"versions":[<entry>, ...]}}}, the newest version last;
@@ -101,8 +100,20 @@ struct akv_req {
 };
 
 static const char *const supported_api_versions[] = {
-    "7.0", "7.1", "7.2",           "7.3-preview", "7.3",           "7.4-preview.1",
-    "7.4", "7.5", "7.5-preview.1", "7.6",         "7.6-preview.1", "7.6-preview.2",
+    "7.0",
+    "7.1",
+    "7.2",
+    "7.3-preview",
+    "7.3",
+    "7.4-preview.1",
+    "7.4",
+    "7.5",
+    "7.5-preview.1",
+    "7.6",
+    "7.6-preview.1",
+    "7.6-preview.2",
+    /* the date-form versions that followed 7.6 (@azure/keyvault-keys 4.10 sends this one) */
+    "2025-07-01",
 };
 
 static const char *const known_key_ops[] = {
@@ -193,8 +204,8 @@ valid_version(const char *s)
 static bool
 api_at_least_73(const char *v)
 {
-    /* Every supported version is "7.<digit>..." */
-    return v[2] >= '3';
+    /* "7.<digit>..." or a date form, which all came after 7.6 */
+    return v[0] != '7' || v[2] >= '3';
 }
 
 static bool
@@ -463,13 +474,12 @@ respond_bundle(struct akv_req *r, const char *name, const json_t *entry)
 /* ---- request parsing ---------------------------------------------------------------------- */
 
 static skr_err
-parse_body(struct akv_req *r, json_t **ret)
+parse_body(struct akv_req *r, struct skr_span body, json_t **ret)
 {
-    if (r->req->body.len == 0) {
+    if (body.len == 0) {
         return reject(r, 400, "BadParameter", "The request body is missing");
     }
-    if (skr_json_parse_object(r->req->body, SKR_MAX_HTTP_BODY_BYTES, "request body", ret) !=
-        SKR_OK) {
+    if (skr_json_parse_object(body, SKR_MAX_HTTP_BODY_BYTES, "request body", ret) != SKR_OK) {
         return reject(r, 400, "BadParameter", "The request body is not valid JSON: %s",
                       skr_err_msg());
     }
@@ -735,64 +745,13 @@ import_oct(struct akv_req *r, const json_t *key, json_t **ret)
     return skr_jwk_oct_new(skr_buf_span(&k), ret);
 }
 
+/* Validates key_size / crv of a create body before any key generation. */
 static skr_err
-finish_new_key(struct akv_req *r, const char *name, const json_t *body, const char *base, bool hsm,
-               json_t *jwk)
+parse_gen_params(struct akv_req *r, const json_t *body, struct emu_akv_key_body *out)
 {
-    _cleanup_(json_decrefp) json_t *ops = NULL;
-    _cleanup_(json_decrefp) json_t *policy = NULL;
-    _cleanup_(json_decrefp) json_t *entry = NULL;
-    const json_t *ops_src = json_object_get(body, "key");
-    bool exportable = false;
-    bool enabled = true;
-
-    if (!json_is_object(ops_src)) {
-        ops_src = body; /* create: key_ops at the top level */
-    }
-    TRY(parse_attributes(r, body, &exportable, &enabled));
-    if (exportable && !api_at_least_73(r->api_version)) {
-        return reject(r, 400, "BadParameter",
-                      "AKV.SKR.1001: Exportable keys need api-version 7.3-preview or later.");
-    }
-    TRY(parse_key_ops(r, ops_src, base, &ops));
-    TRY(parse_release_policy(r, body, exportable, &policy));
-    TRY(entry_new(base, hsm, jwk, ops, exportable, enabled, policy, &entry));
-    TRY(store_add(r, name, entry));
-    return respond_bundle(r, name, entry);
-}
-
-static skr_err
-op_import(struct akv_req *r, const char *name)
-{
-    _cleanup_(json_decrefp) json_t *body = NULL;
-    _cleanup_(json_decrefp) json_t *jwk = NULL;
-    const json_t *key = NULL;
-    const char *base = NULL;
-    bool hsm = false;
-    bool want_hsm = false;
-
-    TRY(parse_body(r, &body));
-    key = json_object_get(body, "key");
-    if (!json_is_object(key)) {
-        return reject(r, 400, "BadParameter", "Property 'key' is required and must be a JWK");
-    }
-    TRY(parse_kty(r, json_string_value(json_object_get(key, "kty")), &base, &hsm));
-    TRY(opt_bool(r, body, "hsm", &want_hsm));
-    if (strcmp(base, "oct") == 0) {
-        TRY(import_oct(r, key, &jwk));
-    } else {
-        TRY(import_asym(r, key, base, &jwk));
-    }
-    return finish_new_key(r, name, body, base, hsm || want_hsm, jwk);
-}
-
-static skr_err
-gen_pkey(struct akv_req *r, const json_t *body, const char *base, json_t **ret)
-{
-    _cleanup_(EVP_PKEY_freep) EVP_PKEY *pk = NULL;
     const json_t *size = json_object_get(body, "key_size");
 
-    if (strcmp(base, "RSA") == 0) {
+    if (strcmp(out->kty, "RSA") == 0) {
         json_int_t bits = size == NULL ? 2048 : json_integer_value(size);
 
         if (!(size == NULL || json_is_integer(size)) ||
@@ -801,8 +760,8 @@ gen_pkey(struct akv_req *r, const json_t *body, const char *base, json_t **ret)
                           "Property 'key_size' must be 2048, 3072 or "
                           "4096 for RSA keys");
         }
-        pk = EVP_RSA_gen((unsigned int)bits);
-    } else {
+        out->bits = (unsigned int)bits;
+    } else if (strcmp(out->kty, "EC") == 0) {
         const json_t *crv = json_object_get(body, "crv");
         const char *c = crv == NULL ? "P-256" : json_string_value(crv);
 
@@ -810,56 +769,113 @@ gen_pkey(struct akv_req *r, const json_t *body, const char *base, json_t **ret)
             (strcmp(c, "P-256") != 0 && strcmp(c, "P-384") != 0 && strcmp(c, "P-521") != 0)) {
             return reject(r, 400, "BadParameter", "Property 'crv' must be P-256, P-384 or P-521");
         }
-        pk = EVP_EC_gen(c);
+        out->crv = c;
+    } else {
+        json_int_t bits = size == NULL ? 256 : json_integer_value(size);
+
+        if (!(size == NULL || json_is_integer(size)) ||
+            (bits != 128 && bits != 192 && bits != 256)) {
+            return reject(r, 400, "BadParameter",
+                          "Property 'key_size' must be 128, 192 or 256 for "
+                          "oct keys");
+        }
+        out->bits = (unsigned int)bits;
+    }
+    return SKR_OK;
+}
+
+/*
+ * An import or create body, in the order the checks have always run: import validates the key,
+ * then attributes, the api-version of an exportable key, key_ops and the release policy; create
+ * validates kty, attributes, key_ops, the release policy and then key_size / crv, and finally
+ * takes key_ops from a "key" object when the body has one.
+ */
+static skr_err
+parse_key_body(struct akv_req *r, struct skr_span text, bool import, struct emu_akv_key_body *out)
+{
+    const json_t *key = NULL;
+    const json_t *ops_src = NULL;
+    bool want_hsm = false;
+
+    out->enabled = true;
+    TRY(parse_body(r, text, &out->body));
+    if (import) {
+        key = json_object_get(out->body, "key");
+        if (!json_is_object(key)) {
+            return reject(r, 400, "BadParameter", "Property 'key' is required and must be a JWK");
+        }
+        TRY(parse_kty(r, json_string_value(json_object_get(key, "kty")), &out->kty, &out->hsm));
+        TRY(opt_bool(r, out->body, "hsm", &want_hsm));
+        out->hsm = out->hsm || want_hsm;
+        if (strcmp(out->kty, "oct") == 0) {
+            TRY(import_oct(r, key, &out->jwk));
+        } else {
+            TRY(import_asym(r, key, out->kty, &out->jwk));
+        }
+        TRY(parse_attributes(r, out->body, &out->exportable, &out->enabled));
+        if (out->exportable && !api_at_least_73(r->api_version)) {
+            return reject(r, 400, "BadParameter",
+                          "AKV.SKR.1001: Exportable keys need api-version 7.3-preview or later.");
+        }
+        TRY(parse_key_ops(r, key, out->kty, &out->key_ops));
+        return parse_release_policy(r, out->body, out->exportable, &out->policy);
+    }
+    TRY(parse_kty(r, json_string_value(json_object_get(out->body, "kty")), &out->kty, &out->hsm));
+    TRY(parse_attributes(r, out->body, &out->exportable, &out->enabled));
+    TRY(parse_key_ops(r, out->body, out->kty, &out->key_ops));
+    TRY(parse_release_policy(r, out->body, out->exportable, &out->policy));
+    TRY(parse_gen_params(r, out->body, out));
+    ops_src = json_object_get(out->body, "key");
+    if (json_is_object(ops_src)) {
+        json_decref(out->key_ops);
+        out->key_ops = NULL;
+        TRY(parse_key_ops(r, ops_src, out->kty, &out->key_ops));
+    }
+    return SKR_OK;
+}
+
+static skr_err
+gen_pkey(const struct emu_akv_key_body *b, json_t **ret)
+{
+    _cleanup_(EVP_PKEY_freep) EVP_PKEY *pk = NULL;
+
+    if (strcmp(b->kty, "RSA") == 0) {
+        pk = EVP_RSA_gen(b->bits);
+    } else {
+        pk = EVP_EC_gen(b->crv);
     }
     ENSURE(pk != NULL, SKR_E_INTERNAL, "key generation failed");
     return skr_jwk_from_pkey(pk, true, ret);
 }
 
 static skr_err
-gen_oct(struct akv_req *r, const json_t *body, json_t **ret)
+gen_oct(const struct emu_akv_key_body *b, json_t **ret)
 {
     _cleanup_(skr_secret_freep) struct skr_secret *k = NULL;
-    const json_t *size = json_object_get(body, "key_size");
-    json_int_t bits = size == NULL ? 256 : json_integer_value(size);
 
-    if (!(size == NULL || json_is_integer(size)) || (bits != 128 && bits != 192 && bits != 256)) {
-        return reject(r, 400, "BadParameter",
-                      "Property 'key_size' must be 128, 192 or 256 for "
-                      "oct keys");
-    }
-    TRY(skr_secret_new((size_t)bits / 8, &k));
+    TRY(skr_secret_new(b->bits / 8, &k));
     TRY_OSSL(RAND_bytes(k->ptr, (int)k->len), SKR_E_INTERNAL, "RAND_bytes failed");
     return skr_jwk_oct_new(skr_secret_span(k), ret);
 }
 
+/* PUT /keys/<name> (import) and POST /keys/<name>/create. */
 static skr_err
-op_create(struct akv_req *r, const char *name)
+op_new_key(struct akv_req *r, const char *name, bool import)
 {
-    _cleanup_(json_decrefp) json_t *body = NULL;
-    _cleanup_(json_decrefp) json_t *jwk = NULL;
-    const char *base = NULL;
-    bool hsm = false;
+    _cleanup_(emu_akv_key_body_done) struct emu_akv_key_body b = { 0 };
+    _cleanup_(json_decrefp) json_t *entry = NULL;
 
-    TRY(parse_body(r, &body));
-    TRY(parse_kty(r, json_string_value(json_object_get(body, "kty")), &base, &hsm));
-    /* validate the cheap parts before a possibly slow key generation */
-    {
-        bool exportable = false;
-        bool enabled = true;
-        _cleanup_(json_decrefp) json_t *ops = NULL;
-        _cleanup_(json_decrefp) json_t *policy = NULL;
-
-        TRY(parse_attributes(r, body, &exportable, &enabled));
-        TRY(parse_key_ops(r, body, base, &ops));
-        TRY(parse_release_policy(r, body, exportable, &policy));
+    TRY(parse_key_body(r, r->req->body, import, &b));
+    if (!import) {
+        if (strcmp(b.kty, "oct") == 0) {
+            TRY(gen_oct(&b, &b.jwk));
+        } else {
+            TRY(gen_pkey(&b, &b.jwk));
+        }
     }
-    if (strcmp(base, "oct") == 0) {
-        TRY(gen_oct(r, body, &jwk));
-    } else {
-        TRY(gen_pkey(r, body, base, &jwk));
-    }
-    return finish_new_key(r, name, body, base, hsm, jwk);
+    TRY(entry_new(b.kty, b.hsm, b.jwk, b.key_ops, b.exportable, b.enabled, b.policy, &entry));
+    TRY(store_add(r, name, entry));
+    return respond_bundle(r, name, entry);
 }
 
 /* ---- get / update ------------------------------------------------------------------------- */
@@ -938,7 +954,7 @@ op_update(struct akv_req *r, const char *name, const char *version)
     _cleanup_(json_decrefp) json_t *entry = NULL;
     skr_err err;
 
-    TRY(parse_body(r, &body));
+    TRY(parse_body(r, r->req->body, &body));
     if (pthread_mutex_lock(&r->ctx->store_lock) != 0) {
         FAIL(SKR_E_INTERNAL, "cannot take the key store lock");
     }
@@ -1435,10 +1451,46 @@ release_payload(struct akv_req *r, const char *name, const json_t *entry, const 
     return SKR_OK;
 }
 
+/* {"target","nonce"?,"enc"?} of a release request. */
+static skr_err
+parse_release_body(struct akv_req *r, struct skr_span text, struct emu_akv_release_body *out)
+{
+    const json_t *body = NULL;
+
+    out->alg = SKR_KW_CKM_RSA_AES_KEY_WRAP;
+    TRY(parse_body(r, text, &out->body));
+    body = out->body;
+    out->target = json_string_value(json_object_get(body, "target"));
+    if (out->target == NULL) {
+        return reject(r, 400, "BadParameter",
+                      "Property 'target' is required and must be a "
+                      "string");
+    }
+    if (json_object_get(body, "nonce") != NULL) {
+        out->nonce = json_string_value(json_object_get(body, "nonce"));
+        if (out->nonce == NULL || strlen(out->nonce) > AKV_MAX_NONCE) {
+            return reject(r, 400, "BadParameter",
+                          "Property 'nonce' must be a string of at most "
+                          "%u characters",
+                          AKV_MAX_NONCE);
+        }
+    }
+    if (json_object_get(body, "enc") != NULL) {
+        const char *enc = json_string_value(json_object_get(body, "enc"));
+
+        if (enc == NULL || skr_kw_alg_parse(enc, &out->alg) != SKR_OK) {
+            return reject(r, 400, "BadParameter",
+                          "Property 'enc' must be CKM_RSA_AES_KEY_WRAP, "
+                          "RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384");
+        }
+    }
+    return SKR_OK;
+}
+
 static skr_err
 op_release(struct akv_req *r, const char *name, const char *version)
 {
-    _cleanup_(json_decrefp) json_t *body = NULL;
+    _cleanup_(emu_akv_release_body_done) struct emu_akv_release_body rb = { 0 };
     _cleanup_(json_decrefp) json_t *entry = NULL;
     _cleanup_(json_decrefp) json_t *claims = NULL;
     _cleanup_(json_decrefp) json_t *payload = NULL;
@@ -1446,13 +1498,9 @@ op_release(struct akv_req *r, const char *name, const char *version)
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *wrap_key = NULL;
     _cleanup_(skr_buf_donep) struct skr_buf key_hsm = { 0 };
     _cleanup_(skr_buf_donep) struct skr_buf jws = { 0 };
-    const char *target = NULL;
-    const char *nonce = NULL;
-    const char *enc = NULL;
     const char *wrap_kid = NULL;
     const char *key_hsm_text = NULL;
     const char *jws_text = NULL;
-    enum skr_kw_alg alg = SKR_KW_CKM_RSA_AES_KEY_WRAP;
 
     if (!api_at_least_73(r->api_version)) {
         return reject(r, 400, "BadParameter",
@@ -1465,30 +1513,7 @@ op_release(struct akv_req *r, const char *name, const char *version)
                       "keys.",
                       name);
     }
-    TRY(parse_body(r, &body));
-    target = json_string_value(json_object_get(body, "target"));
-    if (target == NULL) {
-        return reject(r, 400, "BadParameter",
-                      "Property 'target' is required and must be a "
-                      "string");
-    }
-    if (json_object_get(body, "nonce") != NULL) {
-        nonce = json_string_value(json_object_get(body, "nonce"));
-        if (nonce == NULL || strlen(nonce) > AKV_MAX_NONCE) {
-            return reject(r, 400, "BadParameter",
-                          "Property 'nonce' must be a string of at most "
-                          "%u characters",
-                          AKV_MAX_NONCE);
-        }
-    }
-    if (json_object_get(body, "enc") != NULL) {
-        enc = json_string_value(json_object_get(body, "enc"));
-        if (enc == NULL || skr_kw_alg_parse(enc, &alg) != SKR_OK) {
-            return reject(r, 400, "BadParameter",
-                          "Property 'enc' must be CKM_RSA_AES_KEY_WRAP, "
-                          "RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384");
-        }
-    }
+    TRY(parse_release_body(r, r->req->body, &rb));
     TRY(store_get_copy(r, name, version, &entry));
     if (!json_is_true(json_object_get(entry, "exportable")) ||
         json_object_get(entry, "release_policy") == NULL) {
@@ -1500,11 +1525,11 @@ op_release(struct akv_req *r, const char *name, const char *version)
     if (!json_is_true(json_object_get(entry, "enabled"))) {
         return reject(r, 403, "Forbidden", "Operation release is not allowed on a disabled key.");
     }
-    TRY(verify_target(r, entry, target, &claims));
+    TRY(verify_target(r, entry, rb.target, &claims));
     TRY(wrapping_key(r, claims, &wrap_key, &wrap_kid));
     skr_buf_init(&key_hsm, SKR_MAX_HTTP_BODY_BYTES);
-    TRY(make_key_hsm(entry, wrap_key, wrap_kid, alg, &key_hsm, &key_hsm_text));
-    TRY(release_payload(r, name, entry, key_hsm_text, alg, nonce, &payload));
+    TRY(make_key_hsm(entry, wrap_key, wrap_kid, rb.alg, &key_hsm, &key_hsm_text));
+    TRY(release_payload(r, name, entry, key_hsm_text, rb.alg, rb.nonce, &payload));
     skr_buf_init(&jws, SKR_MAX_HTTP_BODY_BYTES);
     TRY(sign_release(r->ctx, payload, &jws));
     TRY(skr_buf_cstr(&jws, &jws_text));
@@ -1609,7 +1634,7 @@ dispatch(struct akv_req *r)
                       "characters of 0-9, a-z, A-Z and '-'.");
     }
     if (n == 2 && strcmp(m, "PUT") == 0) {
-        return op_import(r, segs[1]);
+        return op_new_key(r, segs[1], true);
     }
     if (n == 2 && strcmp(m, "GET") == 0) {
         return op_get(r, segs[1], NULL);
@@ -1618,7 +1643,7 @@ dispatch(struct akv_req *r)
         return op_update(r, segs[1], NULL);
     }
     if (n == 3 && strcmp(segs[2], "create") == 0 && strcmp(m, "POST") == 0) {
-        return op_create(r, segs[1]);
+        return op_new_key(r, segs[1], false);
     }
     if (n == 3 && strcmp(segs[2], "release") == 0 && strcmp(m, "POST") == 0) {
         return op_release(r, segs[1], NULL);
@@ -1652,4 +1677,80 @@ emu_akv_handle(void *ctx, const struct skr_http_request *req, struct skr_http_re
         return send_rejection(&r);
     }
     return err;
+}
+
+/* ---- the body parsers without a server (service.h) ---------------------------------------- */
+
+static skr_err
+public_result(skr_err err, const struct akv_req *r, struct emu_reject *rej)
+{
+    if (rej != NULL) {
+        rej->status = 0;
+        rej->code = NULL;
+        rej->msg[0] = '\0';
+        if (err != SKR_OK && r->fail_status != 0) {
+            rej->status = r->fail_status;
+            rej->code = r->fail_code;
+            (void)snprintf(rej->msg, sizeof(rej->msg), "%s", r->fail_msg);
+        }
+    }
+    return err;
+}
+
+static skr_err
+public_req(const char *api_version, struct akv_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; api_version != NULL && i < SKR_ARRAY_LEN(supported_api_versions); i++) {
+        if (strcmp(api_version, supported_api_versions[i]) == 0) {
+            r->api_version = supported_api_versions[i];
+            return SKR_OK;
+        }
+    }
+    FAIL(SKR_E_INVALID_ARG, "unsupported api-version");
+}
+
+skr_err
+emu_akv_parse_release(struct skr_span body, const char *api_version,
+                      struct emu_akv_release_body *ret, struct emu_reject *rej)
+{
+    struct akv_req r;
+
+    ENSURE(ret != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    TRY(public_req(api_version, &r));
+    return public_result(parse_release_body(&r, body, ret), &r, rej);
+}
+
+void
+emu_akv_release_body_done(struct emu_akv_release_body *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    json_decref(b->body);
+    memset(b, 0, sizeof(*b));
+}
+
+skr_err
+emu_akv_parse_key(struct skr_span body, bool import, const char *api_version,
+                  struct emu_akv_key_body *ret, struct emu_reject *rej)
+{
+    struct akv_req r;
+
+    ENSURE(ret != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    TRY(public_req(api_version, &r));
+    return public_result(parse_key_body(&r, body, import, ret), &r, rej);
+}
+
+void
+emu_akv_key_body_done(struct emu_akv_key_body *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    json_decref(b->body);
+    json_decref(b->jwk);
+    json_decref(b->key_ops);
+    json_decref(b->policy);
+    memset(b, 0, sizeof(*b));
 }

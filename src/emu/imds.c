@@ -3,7 +3,7 @@
  * workload identity (MSAL) uses, all on one listener (PROTOCOLS.md §4.1, §6).
  *
  * Managed identity (§6.1):
- *   GET /metadata/identity/oauth2/token?api-version=2018-02-01|2019-08-01&resource=R
+ *   GET /metadata/identity/oauth2/token[/]?api-version=2018-02-01|2019-08-01&resource=R
  *       [&client_id=|&object_id=|&msi_res_id=]   header "Metadata: true" mandatory
  *   200 {"access_token","client_id","expires_in","expires_on","ext_expires_in","not_before",
  *        "refresh_token":"","resource","token_type":"Bearer"}, every value a string.
@@ -578,8 +578,8 @@ form_get(struct skr_span body, const char *key, char **ret)
 }
 
 /* The resource of the one "<R>/.default" scope in the space-separated list. */
-static bool
-scope_resource(const char *scope, char *out, size_t out_len)
+bool
+emu_entra_scope_resource(const char *scope, char *out, size_t out_len)
 {
     static const char suffix[] = "/.default";
     bool found = false;
@@ -607,8 +607,8 @@ scope_resource(const char *scope, char *out, size_t out_len)
 }
 
 /* 0 when the assertion is acceptable, else the AADSTS code; *why says what is wrong. */
-static unsigned int
-check_assertion(const char *assertion, const char **why)
+unsigned int
+emu_entra_check_assertion(const char *assertion, const char **why)
 {
     _cleanup_(skr_jws_donep) struct skr_jws jws = { 0 };
     const json_t *aud;
@@ -649,29 +649,36 @@ check_assertion(const char *assertion, const char **why)
     return 0;
 }
 
-struct token_form {
-    char *grant_type;
-    char *assertion_type;
-    char *assertion;
-    char *client_id;
-    char *scope;
-};
-
-static void
-token_form_done(struct token_form *f)
+void
+emu_token_form_done(struct emu_token_form *f)
 {
+    if (f == NULL) {
+        return;
+    }
     free(f->grant_type);
     free(f->assertion_type);
     free(f->assertion);
     free(f->client_id);
     free(f->scope);
+    memset(f, 0, sizeof(*f));
+}
+
+skr_err
+emu_entra_parse_token_form(struct skr_span body, struct emu_token_form *f)
+{
+    ENSURE(f != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    TRY(form_get(body, "grant_type", &f->grant_type));
+    TRY(form_get(body, "client_assertion_type", &f->assertion_type));
+    TRY(form_get(body, "client_assertion", &f->assertion));
+    TRY(form_get(body, "client_id", &f->client_id));
+    return form_get(body, "scope", &f->scope);
 }
 
 static skr_err
 handle_entra_token(struct emu_ctx *ctx, const char *tenant, const struct skr_http_request *req,
                    struct skr_http_response *resp)
 {
-    _cleanup_(token_form_done) struct token_form f = { 0 };
+    _cleanup_(emu_token_form_done) struct emu_token_form f = { 0 };
     _cleanup_(skr_buf_donep) struct skr_buf tok = { 0 };
     const char *ctype = skr_http_request_header(req, "Content-Type");
     const char *why = NULL;
@@ -689,11 +696,7 @@ handle_entra_token(struct emu_ctx *ctx, const char *tenant, const struct skr_htt
         return aad_error(resp, 400, "invalid_request", 900144,
                          "The request body must be application/x-www-form-urlencoded.");
     }
-    if (form_get(req->body, "grant_type", &f.grant_type) != SKR_OK ||
-        form_get(req->body, "client_assertion_type", &f.assertion_type) != SKR_OK ||
-        form_get(req->body, "client_assertion", &f.assertion) != SKR_OK ||
-        form_get(req->body, "client_id", &f.client_id) != SKR_OK ||
-        form_get(req->body, "scope", &f.scope) != SKR_OK) {
+    if (emu_entra_parse_token_form(req->body, &f) != SKR_OK) {
         return aad_error(resp, 400, "invalid_request", 900144, "The request body is malformed.");
     }
     if (f.grant_type == NULL) {
@@ -728,13 +731,13 @@ handle_entra_token(struct emu_ctx *ctx, const char *tenant, const struct skr_htt
                          "Application with the given identifier was not found in the "
                          "directory.");
     }
-    if (!scope_resource(f.scope, resource, sizeof(resource)) || !resource_ok(resource)) {
+    if (!emu_entra_scope_resource(f.scope, resource, sizeof(resource)) || !resource_ok(resource)) {
         return aad_error(resp, 400, "invalid_scope", 1002012,
                          "The provided value for scope is not valid. Client credential flows "
                          "must have one scope value with /.default suffixed to the resource "
                          "identifier.");
     }
-    code = check_assertion(f.assertion, &why);
+    code = emu_entra_check_assertion(f.assertion, &why);
     if (code != 0) {
         return aad_error(resp, 401, "invalid_client", code, why);
     }
@@ -762,7 +765,10 @@ emu_imds_handle(void *vctx, const struct skr_http_request *req, struct skr_http_
     bool get = strcmp(req->method, "GET") == 0;
     char tenant[128];
 
-    if (strcmp(req->path, IMDS_TOKEN_PATH) == 0) {
+    /* MSAL (@azure/msal-node) sends the token path with a trailing slash when
+     * AZURE_POD_IDENTITY_AUTHORITY_HOST names the endpoint; AKS pod identity's NMI, which that
+     * variable points at, routes both forms. */
+    if (strcmp(req->path, IMDS_TOKEN_PATH) == 0 || strcmp(req->path, IMDS_TOKEN_PATH "/") == 0) {
         return get ? handle_mi_token(ctx, req, resp) : method_not_allowed(resp);
     }
     if (strcmp(req->path, IMDS_THIM_PATH) == 0) {

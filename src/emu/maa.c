@@ -267,15 +267,8 @@ get_nonce(const json_t *req, json_t **ret)
     return SKR_OK;
 }
 
-/* What runtimeData / initTimeData carried. */
-struct maa_data {
-    bool present;
-    struct skr_buf bytes;
-    json_t *parsed; /* when dataType is JSON */
-};
-
 static void
-maa_data_done(struct maa_data *d)
+maa_data_done(struct emu_maa_data *d)
 {
     skr_buf_done(&d->bytes);
     json_decref(d->parsed);
@@ -287,7 +280,7 @@ maa_data_done(struct maa_data *d)
  * member, null, or an empty "data" (SCC's {"data":"","dataType":""}) means absent.
  */
 static skr_err
-get_data(const json_t *req, const char *what, bool allow_empty, struct maa_data *ret)
+get_data(const json_t *req, const char *what, bool allow_empty, struct emu_maa_data *ret)
 {
     const json_t *o = json_object_get(req, what);
     const char *data;
@@ -323,13 +316,6 @@ get_data(const json_t *req, const char *what, bool allow_empty, struct maa_data 
     return SKR_OK;
 }
 
-/* The decoded report bundle. */
-struct maa_evidence {
-    struct skr_snp_report report;
-    uint8_t raw[SKR_SNP_REPORT_LEN];
-    struct skr_cert_set certs;
-};
-
 static skr_err
 check_endorsements(const json_t *bundle)
 {
@@ -358,7 +344,7 @@ check_endorsements(const json_t *bundle)
 }
 
 static skr_err
-parse_evidence(const char *report_b64, struct maa_evidence *ev)
+parse_evidence(const char *report_b64, struct emu_attest_request *ev)
 {
     _cleanup_(skr_buf_donep) struct skr_buf dec = { 0 };
     _cleanup_(skr_buf_donep) struct skr_buf part = { 0 };
@@ -387,7 +373,8 @@ parse_evidence(const char *report_b64, struct maa_evidence *ev)
 
 /* skr_snp_verify with the emulated roots; on failure the message names the checks. */
 static skr_err
-verify_evidence(struct emu_ctx *ctx, struct maa_evidence *ev, enum skr_snp_product *ret_product)
+verify_evidence(struct emu_ctx *ctx, struct emu_attest_request *ev,
+                enum skr_snp_product *ret_product)
 {
     struct skr_snp_verify_opts opts = { .extra_roots = ctx->snp_roots };
     struct skr_snp_verify_result res;
@@ -422,7 +409,8 @@ verify_evidence(struct emu_ctx *ctx, struct maa_evidence *ev, enum skr_snp_produ
 }
 
 static skr_err
-check_binding(const struct skr_snp_report *r, const struct maa_data *rt, const struct maa_data *it)
+check_binding(const struct skr_snp_report *r, const struct emu_maa_data *rt,
+              const struct emu_maa_data *it)
 {
     uint8_t h[SHA256_DIGEST_LENGTH];
 
@@ -502,7 +490,7 @@ report_claims(json_t *c, const struct skr_snp_report *r, enum skr_snp_product p)
 
 static skr_err
 issue_token(struct emu_ctx *ctx, const struct skr_snp_report *r, enum skr_snp_product p,
-            const struct maa_data *rt, const struct maa_data *it, json_t *nonce,
+            const struct emu_maa_data *rt, const struct emu_maa_data *it, json_t *nonce,
             struct skr_buf *out)
 {
     _cleanup_(json_decrefp) json_t *c = json_object();
@@ -555,38 +543,56 @@ issue_token(struct emu_ctx *ctx, const struct skr_snp_report *r, enum skr_snp_pr
     return skr_jwt_sign_rs256(ctx->maa_key, hdr, sorted, out);
 }
 
+void
+emu_attest_request_done(struct emu_attest_request *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    skr_cert_set_done(&req->certs);
+    maa_data_done(&req->runtime);
+    maa_data_done(&req->inittime);
+    json_decref(req->nonce);
+    req->nonce = NULL;
+}
+
+skr_err
+emu_maa_parse_attest(struct skr_span body, struct emu_attest_request *out)
+{
+    _cleanup_(json_decrefp) json_t *req = NULL;
+    const char *report;
+
+    ENSURE(out != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    skr_buf_init(&out->runtime.bytes, SKR_MAX_HTTP_BODY_BYTES);
+    skr_buf_init(&out->inittime.bytes, SKR_MAX_HTTP_BODY_BYTES);
+    TRY(parse_request(body, &req));
+    TRY_IN(skr_json_get_str(req, "report", &report), "request");
+    TRY(get_data(req, "runtimeData", false, &out->runtime));
+    TRY(get_data(req, "initTimeData", true, &out->inittime));
+    TRY(get_nonce(req, &out->nonce));
+    return parse_evidence(report, out);
+}
+
 /* Everything after routing: fills *ret_token or fails with a message for the client. */
 static skr_err
 attest(struct emu_ctx *ctx, struct skr_span body, struct skr_buf *token)
 {
-    _cleanup_(json_decrefp) json_t *req = NULL;
-    _cleanup_(json_decrefp) json_t *nonce = NULL;
-    _cleanup_(maa_data_done) struct maa_data rt = { 0 };
-    _cleanup_(maa_data_done) struct maa_data it = { 0 };
-    _cleanup_free_ struct maa_evidence *ev = calloc(1, sizeof(*ev));
+    _cleanup_free_ struct emu_attest_request *ev = calloc(1, sizeof(*ev));
     enum skr_snp_product product;
-    const char *report;
     skr_err e;
 
     ENSURE(ev != NULL, SKR_E_NOMEM, "out of memory");
-    skr_buf_init(&rt.bytes, SKR_MAX_HTTP_BODY_BYTES);
-    skr_buf_init(&it.bytes, SKR_MAX_HTTP_BODY_BYTES);
-    TRY(parse_request(body, &req));
-    TRY_IN(skr_json_get_str(req, "report", &report), "request");
-    TRY(get_data(req, "runtimeData", false, &rt));
-    TRY(get_data(req, "initTimeData", true, &it));
-    TRY(get_nonce(req, &nonce));
-    e = parse_evidence(report, ev);
+    e = emu_maa_parse_attest(body, ev);
     if (e == SKR_OK) {
         e = verify_evidence(ctx, ev, &product);
     }
     if (e == SKR_OK) {
-        e = check_binding(&ev->report, &rt, &it);
+        e = check_binding(&ev->report, &ev->runtime, &ev->inittime);
     }
     if (e == SKR_OK) {
-        e = issue_token(ctx, &ev->report, product, &rt, &it, nonce, token);
+        e = issue_token(ctx, &ev->report, product, &ev->runtime, &ev->inittime, ev->nonce, token);
     }
-    skr_cert_set_done(&ev->certs);
+    emu_attest_request_done(ev);
     return e;
 }
 

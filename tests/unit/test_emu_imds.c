@@ -283,6 +283,23 @@ test_token_selectors(void **state)
         assert_int_equal(get_md(path, &v), 200);
         check_token_response(v, RESOURCE);
     }
+    /* MSAL's form under AZURE_POD_IDENTITY_AUTHORITY_HOST: the path with a trailing slash */
+    {
+        _cleanup_(json_decrefp) json_t *v = NULL;
+        assert_int_equal(
+            get_md("/metadata/identity/oauth2/token/?api-version=2018-02-01&resource=" RESOURCE_ENC,
+                   &v),
+            200);
+        check_token_response(v, RESOURCE);
+    }
+    {
+        _cleanup_(json_decrefp) json_t *v = NULL;
+        assert_int_equal(
+            get_md(
+                "/metadata/identity/oauth2/token//?api-version=2018-02-01&resource=" RESOURCE_ENC,
+                &v),
+            404);
+    }
 }
 
 static void

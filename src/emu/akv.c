@@ -8,7 +8,8 @@
  *     https://managedhsm.azure.net: one listener plays both services, so both audiences are
  *     accepted. Missing bearer: 401 with AKV's JSON body and the challenge
  *     WWW-Authenticate: Bearer authorization="<imds_url>/<tenant>",
- * resource="https://vault.azure.net" (the emulated Entra authority lives on the IMDS listener). A
+ * resource="https://vault.azure.net" (the emulated Entra authority lives on the IMDS listener;
+ * emu.json "akv":{"flavor":"managedhsm"} names https://managedhsm.azure.net instead). A
  * rejected token: 401 whose message names the cause (audience, expiry, signature...).
  *   - api-version: 7.0 .. 7.6 (and their -preview forms) and 2025-07-01 are accepted; exportable
  * keys, release policies and release need >= 7.3 (AKV.SKR.1001), as the real service.
@@ -139,6 +140,18 @@ reject(struct akv_req *r, unsigned int status, const char *code, const char *fmt
     return skr_err_at(SKR_E_POLICY, __FILE__, __LINE__, "request rejected");
 }
 
+/* The resource the 401 challenge names: emu.json "akv":{"flavor":"managedhsm"} plays a Managed
+ * HSM, anything else (the default) a Key Vault. */
+static const char *
+challenge_resource(const struct emu_ctx *ctx)
+{
+    const char *flavor =
+        json_string_value(json_object_get(json_object_get(ctx->config, "akv"), "flavor"));
+
+    return flavor != NULL && strcmp(flavor, "managedhsm") == 0 ? AKV_RESOURCE_MHSM
+                                                               : AKV_RESOURCE_VAULT;
+}
+
 static skr_err
 add_challenge(struct akv_req *r)
 {
@@ -149,7 +162,7 @@ add_challenge(struct akv_req *r)
         tenant = "common";
     }
     ENSURE(snprintf(v, sizeof(v), "Bearer authorization=\"%s/%s\", resource=\"%s\"",
-                    r->ctx->imds_url, tenant, AKV_RESOURCE_VAULT) < (int)sizeof(v),
+                    r->ctx->imds_url, tenant, challenge_resource(r->ctx)) < (int)sizeof(v),
            SKR_E_INTERNAL, "challenge too long");
     return skr_http_response_add_header(r->resp, "WWW-Authenticate", v);
 }

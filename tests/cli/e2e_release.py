@@ -161,7 +161,36 @@ if plain != secret:
     fail("the unwrapped key is not the imported key")
 ok("key_hsm unwrapped with pyca/cryptography (RSA-OAEP-256 + AES-KWP): exactly the imported key")
 
-# 8. a policy the token does not satisfy is denied with the claim named
+# 8. concurrent requests: 8 imports of distinct keys and 8 releases at once
+from concurrent.futures import ThreadPoolExecutor
+
+
+def import_one(i):
+    return call("PUT", EP["akv"] + f"/keys/c{i}?api-version=7.4", imp, bearer)[0]
+
+
+def release_one(i):
+    st, body = call("POST", EP["akv"] + "/keys/e2e/release?api-version=7.4",
+                    {"target": maa_token, "enc": "RSA_AES_KEY_WRAP_256"}, bearer)
+    if st != 200:
+        return st
+    pl = json.loads(b64u_dec(json.loads(body)["value"].split(".")[1]))
+    c = b64u_dec(json.loads(b64u_dec(pl["response"]["key"]["key"]["key_hsm"]))["ciphertext"])
+    k = tkey.decrypt(c[:256], padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                           algorithm=hashes.SHA256(), label=None))
+    return 200 if aes_key_unwrap_with_padding(k, c[256:]) == secret else -1
+
+
+with ThreadPoolExecutor(max_workers=8) as pool:
+    results = list(pool.map(import_one, range(8))) + list(pool.map(release_one, range(8)))
+if results != [200] * 16:
+    fail(f"concurrent imports/releases: {results}")
+for i in range(8):
+    if call("GET", EP["akv"] + f"/keys/c{i}?api-version=7.4", None, bearer)[0] != 200:
+        fail(f"key c{i} lost after concurrent imports")
+ok("8 concurrent imports and 8 concurrent releases: all succeed, every key kept")
+
+# 9. a policy the token does not satisfy is denied with the claim named
 policy["anyOf"][0]["allOf"][0]["equals"] = "00" * 32
 imp["release_policy"]["data"] = b64u(json.dumps(policy).encode())
 st, body = call("PUT", EP["akv"] + "/keys/e2e-deny?api-version=7.4", imp, bearer)

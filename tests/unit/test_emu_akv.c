@@ -438,6 +438,15 @@ test_no_bearer(void **state)
     assert_string_equal(r.www, want);
     reply_done(&r);
 
+    /* playing a Managed HSM, the challenge names the managedhsm resource */
+    assert_int_equal(
+        json_object_set_new(g.ctx.config, "akv", json_pack("{s:s}", "flavor", "managedhsm")), 0);
+    call("GET", "/keys/k1?api-version=7.4", NULL, NULL, &r);
+    assert_non_null(r.www);
+    assert_non_null(strstr(r.www, "resource=\"https://managedhsm.azure.net\""));
+    reply_done(&r);
+    assert_int_equal(json_object_del(g.ctx.config, "akv"), 0);
+
     /* "Bearer" without a token */
     call("GET", "/keys/k1?api-version=7.4", "", NULL, &r);
     expect_error(&r, 401, "Unauthorized", "AKV10000");

@@ -4,10 +4,10 @@
  *
  * Wire behaviour, and where it is a choice rather than a copy of the real service:
  *   - Every request needs "Authorization: Bearer <Entra token>" signed by this emulator's
- *     Entra key (emu_entra_verify) for audience https://vault.azure.net OR
- *     https://managedhsm.azure.net: one listener plays both services, so both audiences are
- *     accepted. Missing bearer: 401 with AKV's JSON body and the challenge
- *     WWW-Authenticate: Bearer authorization="<imds_url>/<tenant>",
+ *     Entra key (emu_entra_verify) for audience https://vault.azure.net, or
+ *     https://managedhsm.azure.net when emu.json "akv":{"flavor":"managedhsm"} plays a Managed
+ *     HSM; the other audience is refused as Azure refuses it. Missing bearer: 401 with AKV's JSON
+ * body and the challenge WWW-Authenticate: Bearer authorization="<imds_url>/<tenant>",
  * resource="https://vault.azure.net" (the emulated Entra authority lives on the IMDS listener;
  * emu.json "akv":{"flavor":"managedhsm"} names https://managedhsm.azure.net instead). A
  * rejected token: 401 whose message names the cause (audience, expiry, signature...).
@@ -146,7 +146,9 @@ static const char *
 challenge_resource(const struct emu_ctx *ctx)
 {
     const char *flavor =
-        json_string_value(json_object_get(json_object_get(ctx->config, "akv"), "flavor"));
+        ctx == NULL
+            ? NULL
+            : json_string_value(json_object_get(json_object_get(ctx->config, "akv"), "flavor"));
 
     return flavor != NULL && strcmp(flavor, "managedhsm") == 0 ? AKV_RESOURCE_MHSM
                                                                : AKV_RESOURCE_VAULT;
@@ -797,6 +799,19 @@ parse_gen_params(struct akv_req *r, const json_t *body, struct emu_akv_key_body 
     return SKR_OK;
 }
 
+/* PROTOCOLS.md §7.7: a (premium) vault refuses exportable software keys, AKV.SKR.1006; a
+ * Managed HSM holds only HSM keys, whatever kty the request spells. */
+static skr_err
+check_exportable_hsm(struct akv_req *r, const struct emu_akv_key_body *k)
+{
+    if (k->exportable && !k->hsm && strcmp(challenge_resource(r->ctx), AKV_RESOURCE_VAULT) == 0) {
+        return reject(r, 400, "BadParameter",
+                      "AKV.SKR.1006: Exportable keys must be HSM keys (kty RSA-HSM, EC-HSM or "
+                      "oct-HSM, or \"hsm\": true).");
+    }
+    return SKR_OK;
+}
+
 /*
  * An import or create body, in the order the checks have always run: import validates the key,
  * then attributes, the api-version of an exportable key, key_ops and the release policy; create
@@ -830,11 +845,13 @@ parse_key_body(struct akv_req *r, struct skr_span text, bool import, struct emu_
             return reject(r, 400, "BadParameter",
                           "AKV.SKR.1001: Exportable keys need api-version 7.3-preview or later.");
         }
+        TRY(check_exportable_hsm(r, out));
         TRY(parse_key_ops(r, key, out->kty, &out->key_ops));
         return parse_release_policy(r, out->body, out->exportable, &out->policy);
     }
     TRY(parse_kty(r, json_string_value(json_object_get(out->body, "kty")), &out->kty, &out->hsm));
     TRY(parse_attributes(r, out->body, &out->exportable, &out->enabled));
+    TRY(check_exportable_hsm(r, out));
     TRY(parse_key_ops(r, out->body, out->kty, &out->key_ops));
     TRY(parse_release_policy(r, out->body, out->exportable, &out->policy));
     TRY(parse_gen_params(r, out->body, out));
@@ -1563,17 +1580,15 @@ authenticate(struct akv_req *r)
         return reject(r, 401, "Unauthorized",
                       "AKV10000: Request is missing a Bearer or PoP token.");
     }
-    if (emu_entra_verify(r->ctx, h + 7, AKV_RESOURCE_VAULT, &r->caller) == SKR_OK) {
+    /* A vault takes vault.azure.net tokens, a Managed HSM managedhsm.azure.net ones: a client
+     * that asks for the wrong resource must fail here as it would on Azure. */
+    if (emu_entra_verify(r->ctx, h + 7, challenge_resource(r->ctx), &r->caller) == SKR_OK) {
         return SKR_OK;
     }
     (void)snprintf(why, sizeof(why), "%s", skr_err_msg());
-    if (emu_entra_verify(r->ctx, h + 7, AKV_RESOURCE_MHSM, &r->caller) == SKR_OK) {
-        return SKR_OK;
-    }
     return reject(r, 401, "Unauthorized",
-                  "AKV10022: The bearer token was rejected: %s "
-                  "(expected audience %s or %s).",
-                  why, AKV_RESOURCE_VAULT, AKV_RESOURCE_MHSM);
+                  "AKV10022: The bearer token was rejected: %s (expected audience %s).", why,
+                  challenge_resource(r->ctx));
 }
 
 static skr_err

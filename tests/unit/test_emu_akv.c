@@ -477,12 +477,25 @@ test_bad_tokens(void **state)
     expect_error(&r, 401, "Unauthorized", "signature");
     reply_done(&r);
 
-    /* the managed HSM audience is accepted too (with a trailing slash) */
+    /* a vault refuses a Managed HSM token ... */
     t = entra_token("https://managedhsm.azure.net/", mi_oid(), 3600);
+    call("GET", "/keys/nokey?api-version=7.4", t, NULL, &r);
+    expect_error(&r, 401, "Unauthorized", "expected audience https://vault.azure.net");
+    reply_done(&r);
+
+    /* ... which a Managed HSM takes (with a trailing slash), refusing a vault token */
+    assert_int_equal(
+        json_object_set_new(g.ctx.config, "akv", json_pack("{s:s}", "flavor", "managedhsm")), 0);
     call("GET", "/keys/nokey?api-version=7.4", t, NULL, &r);
     expect_error(&r, 404, "KeyNotFound", "A key with (name/id) nokey was not found");
     reply_done(&r);
     free(t);
+    t = entra_token("https://vault.azure.net", mi_oid(), 3600);
+    call("GET", "/keys/nokey?api-version=7.4", t, NULL, &r);
+    expect_error(&r, 401, "Unauthorized", "expected audience https://managedhsm.azure.net");
+    reply_done(&r);
+    free(t);
+    assert_int_equal(json_object_del(g.ctx.config, "akv"), 0);
 }
 
 /* ---- keys API ------------------------------------------------------------------------------ */
@@ -556,6 +569,14 @@ test_import_rules(void **state)
     body = import_body(jwk, false, policy_json(g.ctx.maa_url, "1.0.0", false));
     call("PUT", "/keys/bad1?api-version=7.4", g.token, body, &r);
     expect_error(&r, 400, "BadParameter", "AKV.SKR.1005");
+    reply_done(&r);
+    json_decref(body);
+
+    /* an exportable software key (kty RSA without "hsm": true) is refused by a vault */
+    body = import_body(jwk, true, policy_json(g.ctx.maa_url, "1.0.0", false));
+    assert_int_equal(json_object_set_new(body, "hsm", json_false()), 0);
+    call("PUT", "/keys/bad1?api-version=7.4", g.token, body, &r);
+    expect_error(&r, 400, "BadParameter", "AKV.SKR.1006");
     reply_done(&r);
     json_decref(body);
 

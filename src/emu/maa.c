@@ -25,9 +25,11 @@
  *
  * Token (§5.3): RS256 with the MAA key, header {"alg","jku":<url>/certs,"kid","typ":"JWT"},
  * claims serialized with sorted keys (as the real service does, nested objects included),
- * 8 h lifetime, x-ms-compliance-status = emu.json "compliance_status" (always present; default
- * "azure-compliant-uvm"), x-ms-runtime / x-ms-inittime = the data parsed as a JSON object when
- * dataType is "JSON" (a "Binary" payload only binds the report).
+ * 8 h lifetime, x-ms-compliance-status = emu.json "compliance_status" (default
+ * "azure-compliant-uvm") only when an Endorsements.Uvm entry vouches for MEASUREMENT (the JSON
+ * stand-in init writes; a real COSE_Sign1 cannot be verified offline), x-ms-runtime / x-ms-inittime
+ * = the data parsed as a JSON object when dataType is "JSON" (a "Binary" payload only binds the
+ * report).
  */
 #include <string.h>
 #include <strings.h>
@@ -316,8 +318,28 @@ get_data(const json_t *req, const char *what, bool allow_empty, struct emu_maa_d
     return SKR_OK;
 }
 
+/* Does a decoded Uvm entry vouch for MEASUREMENT? A real entry is a COSE_Sign1 signed by
+ * Microsoft (PROTOCOLS.md §4.4) that the emulator cannot verify, so it never does; the JSON
+ * stand-in `skr-emu init` writes to reference-info-base64 does when its
+ * x-ms-sevsnpvm-launchmeasurement equals the report's. */
+static bool
+uvm_vouches(struct skr_span entry, const struct skr_snp_report *r)
+{
+    _cleanup_(json_decrefp) json_t *doc = NULL;
+    char want[2 * sizeof(r->measurement) + 1];
+    const char *m;
+
+    if (skr_json_parse_object(entry, SKR_MAX_JSON_BYTES, "Uvm entry", &doc) != SKR_OK) {
+        skr_err_clear();
+        return false;
+    }
+    m = json_string_value(json_object_get(doc, "x-ms-sevsnpvm-launchmeasurement"));
+    skr_hex_fmt(r->measurement, sizeof(r->measurement), want);
+    return m != NULL && strcasecmp(m, want) == 0;
+}
+
 static skr_err
-check_endorsements(const json_t *bundle)
+check_endorsements(const json_t *bundle, struct emu_attest_request *ev)
 {
     _cleanup_(skr_buf_donep) struct skr_buf dec = { 0 };
     _cleanup_(json_decrefp) json_t *e = NULL;
@@ -339,6 +361,7 @@ check_endorsements(const json_t *bundle)
         skr_buf_reset(&dec);
         ENSURE(json_is_string(v), SKR_E_MALFORMED, "Endorsements.Uvm entries must be strings");
         TRY(decode_b64(json_string_value(v), "an Endorsements.Uvm entry", &dec));
+        ev->uvm_endorsed = ev->uvm_endorsed || uvm_vouches(skr_buf_span(&dec), &ev->report);
     }
     return SKR_OK;
 }
@@ -368,7 +391,7 @@ parse_evidence(const char *report_b64, struct emu_attest_request *ev)
         return err_in(e == SKR_E_NOMEM ? e : SKR_E_MALFORMED, "VcekCertChain");
     }
     ENSURE(ev->certs.vcek != NULL, SKR_E_MALFORMED, "VcekCertChain holds no VCEK or VLEK");
-    return check_endorsements(bundle);
+    return check_endorsements(bundle, ev);
 }
 
 /* skr_snp_verify with the emulated roots; on failure the message names the checks. */
@@ -489,10 +512,13 @@ report_claims(json_t *c, const struct skr_snp_report *r, enum skr_snp_product p)
 }
 
 static skr_err
-issue_token(struct emu_ctx *ctx, const struct skr_snp_report *r, enum skr_snp_product p,
-            const struct emu_maa_data *rt, const struct emu_maa_data *it, json_t *nonce,
+issue_token(struct emu_ctx *ctx, const struct emu_attest_request *ev, enum skr_snp_product p,
             struct skr_buf *out)
 {
+    const struct skr_snp_report *r = &ev->report;
+    const struct emu_maa_data *rt = &ev->runtime;
+    const struct emu_maa_data *it = &ev->inittime;
+    json_t *nonce = ev->nonce;
     _cleanup_(json_decrefp) json_t *c = json_object();
     _cleanup_(json_decrefp) json_t *sorted = NULL;
     _cleanup_(json_decrefp) json_t *hdr = NULL;
@@ -521,8 +547,12 @@ issue_token(struct emu_ctx *ctx, const struct skr_snp_report *r, enum skr_snp_pr
     }
     TRY(skr_json_set(c, "x-ms-ver", json_string("1.0")));
     TRY(skr_json_set(c, "x-ms-attestation-type", json_string("sevsnpvm")));
-    TRY(skr_json_set(c, "x-ms-compliance-status",
-                     json_string(comply != NULL ? comply : MAA_DEFAULT_COMPLY)));
+    /* MAA says the UVM is compliant only when an endorsement vouches for the measurement
+     * (PROTOCOLS.md §4.4); without one the claim is absent, and policies requiring it deny. */
+    if (ev->uvm_endorsed) {
+        TRY(skr_json_set(c, "x-ms-compliance-status",
+                         json_string(comply != NULL ? comply : MAA_DEFAULT_COMPLY)));
+    }
     TRY(policy_hash(c));
     if (rt->parsed != NULL) {
         TRY(skr_json_set(c, "x-ms-runtime", json_incref(rt->parsed)));
@@ -590,7 +620,7 @@ attest(struct emu_ctx *ctx, struct skr_span body, struct skr_buf *token)
         e = check_binding(&ev->report, &ev->runtime, &ev->inittime);
     }
     if (e == SKR_OK) {
-        e = issue_token(ctx, &ev->report, product, &ev->runtime, &ev->inittime, ev->nonce, token);
+        e = issue_token(ctx, ev, product, token);
     }
     emu_attest_request_done(ev);
     return e;

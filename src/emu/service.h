@@ -95,6 +95,7 @@ struct emu_attest_request {
     struct emu_maa_data runtime;
     struct emu_maa_data inittime; /* present false when absent or SCC's empty form */
     json_t *nonce;                /* the nonce as a JSON string, or NULL */
+    bool uvm_endorsed; /* an Endorsements.Uvm entry vouches for the report's MEASUREMENT */
 };
 
 /* Parses an attest request body (maa.c's header comment: the request, the report bundle,

@@ -464,13 +464,7 @@ test_happy_path(void **state)
     const char *jti;
     const struct skr_snp_emu_params *pp = skr_snp_emu_params(g_emu);
     static const char *const strings[] = {
-        "iss",
-        "jti",
-        "nonce",
-        "x-ms-ver",
-        "x-ms-attestation-type",
-        "x-ms-compliance-status",
-        "x-ms-policy-hash",
+        "iss", "jti", "nonce", "x-ms-ver", "x-ms-attestation-type", "x-ms-policy-hash",
     };
 
     (void)state;
@@ -487,8 +481,8 @@ test_happy_path(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "nonce")), "nonce-123");
     assert_string_equal(json_string_value(json_object_get(c, "x-ms-ver")), "1.0");
     assert_string_equal(json_string_value(json_object_get(c, "x-ms-attestation-type")), "sevsnpvm");
-    assert_string_equal(json_string_value(json_object_get(c, "x-ms-compliance-status")),
-                        json_string_value(json_object_get(g_ctx.config, "compliance_status")));
+    /* no endorsement vouches for the UVM: no compliance claim, as MAA */
+    assert_null(json_object_get(c, "x-ms-compliance-status"));
     assert_int_equal(strlen(json_string_value(json_object_get(c, "x-ms-policy-hash"))), 43);
     jti = json_string_value(json_object_get(c, "jti"));
     assert_int_equal(strlen(jti), 64);
@@ -543,8 +537,9 @@ test_happy_path(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "x-ms-sevsnpvm-guestsvn")),
                      pp->guest_svn);
     assert_int_equal(json_integer_value(json_object_get(c, "x-ms-sevsnpvm-vmpl")), 0);
-    /* exactly the claim set: 7 strings + 3 times + runtime + 17 report claims */
-    assert_int_equal(json_object_size(c), 7 + 3 + 1 + 17);
+    /* exactly the claim set: 6 strings + 3 times + runtime + 17 report claims (no compliance
+     * status without an endorsement) */
+    assert_int_equal(json_object_size(c), 6 + 3 + 1 + 17);
     json_decref(c);
 }
 
@@ -633,7 +628,39 @@ test_encodings_and_nonce(void **state)
     q.endorsements = "{\"Uvm\":[\"0oRZ\"]}";
     c = token_claims(post_req(ATTEST, &q));
     assert_null(json_object_get(c, "x-ms-inittime"));
+    /* a COSE_Sign1 cannot be verified offline: it does not make the UVM compliant */
+    assert_null(json_object_get(c, "x-ms-compliance-status"));
     json_decref(c);
+
+    /* the JSON stand-in init writes vouches for the measurement when it matches */
+    for (int match = 0; match < 2; match++) {
+        struct skr_snp_report rr;
+        char hexm[2 * 48 + 1];
+        char doc[256];
+        char endorsements[512];
+        _cleanup_(skr_buf_donep) struct skr_buf b64 = { 0 };
+        const char *enc = NULL;
+
+        assert_int_equal(skr_snp_report_parse(skr_span_make(raw, sizeof(raw)), &rr), SKR_OK);
+        rr.measurement[0] ^= (uint8_t)(match == 0);
+        skr_hex_fmt(rr.measurement, sizeof(rr.measurement), hexm);
+        (void)snprintf(doc, sizeof(doc), "{\"x-ms-sevsnpvm-launchmeasurement\":\"%s\"}", hexm);
+        skr_buf_init(&b64, 1024);
+        assert_int_equal(skr_b64_encode(skr_span_str(doc), SKR_B64_URL, &b64), SKR_OK);
+        assert_int_equal(skr_buf_cstr(&b64, &enc), SKR_OK);
+        (void)snprintf(endorsements, sizeof(endorsements), "{\"Uvm\":[\"%s\"]}", enc);
+        q = default_req(raw);
+        q.endorsements = endorsements;
+        c = token_claims(post_req(ATTEST, &q));
+        if (match) {
+            assert_string_equal(
+                json_string_value(json_object_get(c, "x-ms-compliance-status")),
+                json_string_value(json_object_get(g_ctx.config, "compliance_status")));
+        } else {
+            assert_null(json_object_get(c, "x-ms-compliance-status"));
+        }
+        json_decref(c);
+    }
 
     /* path case variants and both api-versions */
     {

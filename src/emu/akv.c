@@ -24,12 +24,14 @@
  *     Other callers get 403 "Operation release is not allowed". The other operations are open to
  *     any valid token.
  *   - Release verifies the target token through its issuer's OIDC discovery over HTTPS (trusting
- *     DIR/ca.pem only), and only for an issuer that one of the key's policy authorities names
- *     (otherwise the emulator would fetch any URL a caller writes into a token). The signing key
- *     is picked by header kid from jwks_uri; x5c[0] when present, else n/e. exp is required,
- *     nbf optional, 60 s of skew. Failures are 403 "Target environment attestation statement
- *     cannot be verified. <cause>"; a policy denial appends the policy explanation's one-line
- *     reason (it names the first unmet condition or the unmatched authority).
+ *     DIR/ca.pem in addition to the system roots, the http client's CA-file rule), only for an
+ *     issuer that one of the key's policy authorities names (otherwise the emulator would fetch
+ *     any URL a caller writes into a token), and only from a jwks_uri on the issuer's own
+ *     scheme://host:port. The signing key is picked by header kid from jwks_uri; x5c[0] when
+ * present, else n/e. exp is required, nbf optional, 60 s of skew. Failures are 403 "Target
+ * environment attestation statement cannot be verified. <cause>"; a policy denial appends the
+ * policy explanation's one-line reason (it names the first unmet condition or the unmatched
+ * authority).
  *   - Releasing a non-exportable key is 400 BadParameter (the real text is not public).
  *   - The release JWS is signed with the TLS key and carries the TLS chain as x5c (the leaf is
  *     issued for localhost / 127.0.0.1, the vault's host names), kid = x5t#S256 of the leaf.
@@ -1120,6 +1122,18 @@ issuer_key(struct akv_req *r, const char *iss, const char *kid, EVP_PKEY **ret)
         return reject(r, 403, "Forbidden",
                       AKV_DENY_PREFIX "The issuer's OpenID metadata has no "
                                       "jwks_uri.");
+    }
+    /* The keys must come from the issuer's own origin: metadata cannot send us elsewhere. */
+    {
+        const char *after = strstr(url, "://");
+        const char *end = after != NULL ? strchr(after + 3, '/') : NULL;
+        size_t origin = end != NULL ? (size_t)(end - url) : 0;
+
+        if (origin == 0 || strncmp(jwks_uri, url, origin) != 0 ||
+            (jwks_uri[origin] != '/' && jwks_uri[origin] != '\0')) {
+            return reject(r, 403, "Forbidden",
+                          AKV_DENY_PREFIX "The issuer's jwks_uri is not on the issuer's host.");
+        }
     }
     TRY(fetch_json(r, c, jwks_uri, "issuer's JWKS", &jwks));
     keys = json_object_get(jwks, "keys");

@@ -28,6 +28,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +135,21 @@ fault_status(const struct service *s, unsigned int status, struct skr_http_respo
     return skr_http_respond_error_json(resp, status, "InjectedFault", msg);
 }
 
+/* Set once every listener is bound and the context's URLs are filled: the handlers read those
+ * URLs (token issuers, challenges), so a request that arrives earlier is told to come back. */
+static atomic_bool serving_ready;
+
 static skr_err
 serve_handle(void *vs, const struct skr_http_request *req, struct skr_http_response *resp)
 {
     struct service *s = vs;
     unsigned long delay = 0;
 
+    if (!atomic_load_explicit(&serving_ready, memory_order_acquire)) {
+        TRY(skr_http_response_add_header(resp, "Retry-After", "1"));
+        return skr_http_respond_error_json(resp, 503, "ServiceUnavailable",
+                                           "skr-emu is starting; retry");
+    }
     for (size_t i = 0; i < s->n_faults; i++) {
         const struct fault *f = &s->faults[i];
         if (f->rate <= 0.0 || next_unit(s) >= f->rate) {
@@ -446,6 +456,7 @@ start_all(const struct serve_opts *o, struct emu_ctx *ctx, struct service *svcs)
                skr_http_server_port(svcs[SVC_MAA].srv));
     format_url(ctx->akv_url, sizeof(ctx->akv_url), "https", o->host,
                skr_http_server_port(svcs[SVC_AKV].srv));
+    atomic_store_explicit(&serving_ready, true, memory_order_release);
     return SKR_OK;
 }
 

@@ -51,6 +51,9 @@ static struct {
 
 /* ---- the fake MAA discovery server -------------------------------------------------------- */
 
+/* When set, the metadata's jwks_uri points at another host (the release must refuse it). */
+static bool g_jwks_elsewhere;
+
 static skr_err
 oidc_handle(void *vctx, const struct skr_http_request *req, struct skr_http_response *resp)
 {
@@ -59,7 +62,8 @@ oidc_handle(void *vctx, const struct skr_http_request *req, struct skr_http_resp
     char url[200];
 
     if (strcmp(req->path, "/.well-known/openid-configuration") == 0) {
-        (void)snprintf(url, sizeof(url), "%s/certs", ctx->maa_url);
+        (void)snprintf(url, sizeof(url), "%s/certs",
+                       g_jwks_elsewhere ? "https://localhost:1" : ctx->maa_url);
         doc = json_pack("{s:s, s:s}", "issuer", ctx->maa_url, "jwks_uri", url);
     } else if (strcmp(req->path, "/certs") == 0) {
         _cleanup_(skr_buf_donep) struct skr_buf b64 = { 0 };
@@ -997,6 +1001,13 @@ test_release_denied(void **state)
     expect_release_error("deny", t, g.token, 403, "Forbidden",
                          "no authority matches issuer https://sharedeus.eus.attest.azure.net");
     free(t);
+
+    /* metadata that sends the key fetch to another host */
+    g_jwks_elsewhere = true;
+    t = maa_token(g.ctx.maa_key, g.ctx.maa_url, HOSTDATA, 3600, true);
+    expect_release_error("deny", t, g.token, 403, "Forbidden", "not on the issuer's host");
+    free(t);
+    g_jwks_elsewhere = false;
 
     /* signed by a key the issuer does not publish */
     t = maa_token(g.transfer, g.ctx.maa_url, HOSTDATA, 3600, true);

@@ -341,6 +341,22 @@ skr_parse_u64(struct skr_span s, bool allow_hex, uint64_t min, uint64_t max, uin
     return SKR_OK;
 }
 
+skr_err
+skr_parse_hex_u64(struct skr_span s, uint64_t *ret)
+{
+    uint64_t v = 0;
+
+    ENSURE(s.len >= 1 && s.len <= 16, SKR_E_MALFORMED, "expected 1-16 hex digits");
+    for (size_t i = 0; i < s.len; i++) {
+        int d = digit_value(s.ptr[i], 16);
+
+        ENSURE(d >= 0, SKR_E_MALFORMED, "expected 1-16 hex digits");
+        v = v << 4 | (uint64_t)d;
+    }
+    *ret = v;
+    return SKR_OK;
+}
+
 /* ---- files --------------------------------------------------------------------------- */
 
 static void

@@ -94,6 +94,9 @@ uint64_t skr_get_u64le(const uint8_t *p);
 SKR_NODISCARD skr_err skr_parse_u64(struct skr_span s, bool allow_hex, uint64_t min, uint64_t max,
                                     uint64_t *ret);
 
+/* Parses a whole span of 1..16 hex digits (either case, no prefix) as a uint64. */
+SKR_NODISCARD skr_err skr_parse_hex_u64(struct skr_span s, uint64_t *ret);
+
 /* Reads a whole file into b (b->max bounds it; SKR_E_TOO_LARGE past it). "-" is stdin. */
 SKR_NODISCARD skr_err skr_read_file(const char *path, struct skr_buf *b);
 /* Writes a file atomically (temp file + fsync + rename) with the given mode. */

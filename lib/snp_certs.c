@@ -37,36 +37,12 @@ reraise(skr_err e, const char *prefix)
 
 /* ---- THIM ---------------------------------------------------------------------------- */
 
-static int
-hex_digit(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* 1..16 hex digits, no prefix, no sign, no whitespace. */
 static skr_err
 parse_tcbm(const char *s, uint64_t *ret)
 {
-    size_t n = strlen(s);
-    uint64_t v = 0;
-
-    ENSURE(n >= 1 && n <= 16, SKR_E_MALFORMED, "THIM JSON: field 'tcbm': expected 1-16 hex digits");
-    for (size_t i = 0; i < n; i++) {
-        int d = hex_digit((uint8_t)s[i]);
-
-        ENSURE(d >= 0, SKR_E_MALFORMED, "THIM JSON: field 'tcbm': expected 1-16 hex digits");
-        v = v << 4 | (uint64_t)d;
-    }
-    *ret = v;
+    ENSURE(skr_parse_hex_u64(skr_span_str(s), ret) == SKR_OK, SKR_E_MALFORMED,
+           "THIM JSON: field 'tcbm': expected 1-16 hex digits");
     return SKR_OK;
 }
 

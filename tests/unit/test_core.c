@@ -159,6 +159,22 @@ test_parse_u64(void **state)
 }
 
 static void
+test_parse_hex_u64(void **state)
+{
+    static const char *const bad[] = { "", "0x1", "g", "12345678901234567", " 1", "-1" };
+    uint64_t v = 0;
+
+    (void)state;
+    assert_int_equal(skr_parse_hex_u64(skr_span_str("7308000000000003"), &v), SKR_OK);
+    assert_true(v == 0x7308000000000003ull);
+    assert_int_equal(skr_parse_hex_u64(skr_span_str("fF"), &v), SKR_OK);
+    assert_int_equal(v, 255);
+    for (size_t i = 0; i < SKR_ARRAY_LEN(bad); i++) {
+        assert_int_equal(skr_parse_hex_u64(skr_span_str(bad[i]), &v), SKR_E_MALFORMED);
+    }
+}
+
+static void
 test_files(void **state)
 {
     char dir[] = "/tmp/skr-test-XXXXXX";
@@ -395,13 +411,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err),           cmocka_unit_test(test_buf_limits),
-        cmocka_unit_test(test_buf_grow),      cmocka_unit_test(test_rd),
-        cmocka_unit_test(test_put_get),       cmocka_unit_test(test_parse_u64),
-        cmocka_unit_test(test_files),         cmocka_unit_test(test_b64_rfc4648),
-        cmocka_unit_test(test_b64_alphabets), cmocka_unit_test(test_b64_negative),
-        cmocka_unit_test(test_hex),           cmocka_unit_test(test_json),
-        cmocka_unit_test(test_json_negative), cmocka_unit_test(test_json_build),
+        cmocka_unit_test(test_err),          cmocka_unit_test(test_buf_limits),
+        cmocka_unit_test(test_buf_grow),     cmocka_unit_test(test_rd),
+        cmocka_unit_test(test_put_get),      cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_files),        cmocka_unit_test(test_parse_hex_u64),
+        cmocka_unit_test(test_b64_rfc4648),  cmocka_unit_test(test_b64_alphabets),
+        cmocka_unit_test(test_b64_negative), cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_json),         cmocka_unit_test(test_json_negative),
+        cmocka_unit_test(test_json_build),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -182,9 +182,19 @@ skr_http_respond_error_json(struct skr_http_response *resp, unsigned int status,
                             const char *message)
 {
     _cleanup_(json_decrefp) json_t *v = NULL;
+    char safe[1024];
+    size_t n = 0;
 
     ENSURE(code != NULL && message != NULL, SKR_E_INVALID_ARG, "NULL argument");
-    v = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    /* Messages may quote input or be cut mid-character: keep printable ASCII so the error is
+     * always valid JSON (a 400 must not turn into a 500). */
+    for (; message[n] != '\0' && n < sizeof(safe) - 1; n++) {
+        unsigned char c = (unsigned char)message[n];
+
+        safe[n] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    safe[n] = '\0';
+    v = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", safe);
     ENSURE(v != NULL, SKR_E_INVALID_ARG, "error code or message is not valid UTF-8");
     return skr_http_respond_json(resp, status, v);
 }

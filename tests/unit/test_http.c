@@ -399,6 +399,13 @@ test_response_helpers(void **state)
     assert_memory_equal(resp.body.ptr,
                         "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such key\"}}",
                         resp.body.len);
+    /* a message cut inside a UTF-8 sequence, or quoting control bytes, stays a valid 400 */
+    assert_int_equal(skr_http_respond_error_json(&resp, 400, "BadParameter", "name 'k\xc3'\x01"),
+                     SKR_OK);
+    assert_int_equal(resp.status, 400);
+    assert_memory_equal(resp.body.ptr,
+                        "{\"error\":{\"code\":\"BadParameter\",\"message\":\"name 'k?'?\"}}",
+                        resp.body.len);
     assert_int_equal(skr_http_respond_json(&resp, 99, v), SKR_E_INVALID_ARG);
     assert_int_equal(skr_http_response_add_header(&resp, "X-Ok", "value\twith tab"), SKR_OK);
     assert_int_equal(skr_http_response_add_header(&resp, "X-Bad", "a\nb"), SKR_E_INVALID_ARG);

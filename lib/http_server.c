@@ -188,7 +188,7 @@ skr_http_respond_error_json(struct skr_http_response *resp, unsigned int status,
     ENSURE(code != NULL && message != NULL, SKR_E_INVALID_ARG, "NULL argument");
     /* Messages may quote input or be cut mid-character: keep printable ASCII so the error is
      * always valid JSON (a 400 must not turn into a 500). */
-    for (; message[n] != '\0' && n < sizeof(safe) - 1; n++) {
+    for (; n < sizeof(safe) - 1 && message[n] != '\0'; n++) {
         unsigned char c = (unsigned char)message[n];
 
         safe[n] = c >= 0x20 && c < 0x7f ? (char)c : '?';

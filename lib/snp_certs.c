@@ -642,6 +642,23 @@ skr_pem_write_cert(X509 *cert, struct skr_buf *out)
     return skr_buf_append(out, p, (size_t)n);
 }
 
+skr_err
+skr_pem_write_key(EVP_PKEY *key, struct skr_buf *out)
+{
+    _cleanup_(BIO_free_allp) BIO *bio = NULL;
+    char *p = NULL;
+    long n;
+
+    ENSURE(key != NULL && out != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    bio = BIO_new(BIO_s_secmem());
+    ENSURE(bio != NULL, SKR_E_NOMEM, "out of memory");
+    TRY_OSSL(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), SKR_E_INTERNAL,
+             "cannot encode a private key");
+    n = BIO_get_mem_data(bio, &p);
+    ENSURE(n > 0 && p != NULL, SKR_E_INTERNAL, "PEM_write_bio_PrivateKey wrote nothing");
+    return skr_buf_append(out, p, (size_t)n);
+}
+
 void
 skr_x509_cn(X509 *cert, char *out, size_t cap)
 {

@@ -125,5 +125,8 @@ void skr_cert_set_done(struct skr_cert_set *s);
 SKR_NODISCARD skr_err skr_pem_read_certs(struct skr_span pem, STACK_OF(X509) * *ret);
 /* Appends the PEM encoding of cert to out. */
 SKR_NODISCARD skr_err skr_pem_write_cert(X509 *cert, struct skr_buf *out);
+/* Appends the PEM PKCS#8 encoding of a private key to out (encoded in OpenSSL's secure heap,
+ * so the only plaintext copy left is out, which skr_buf wipes when it is freed). */
+SKR_NODISCARD skr_err skr_pem_write_key(EVP_PKEY *key, struct skr_buf *out);
 /* Subject common name into out ("" when absent). */
 void skr_x509_cn(X509 *cert, char *out, size_t cap);

@@ -372,39 +372,34 @@ make_cert(const struct cert_spec *s, const struct skr_snp_emu_params *p, X509 **
 /* ---- files ---------------------------------------------------------------------------- */
 
 static skr_err
-write_bio(BIO *bio, const char *dir, const char *name, unsigned mode)
+write_pem(const struct skr_buf *pem, const char *dir, const char *name, unsigned mode)
 {
     _cleanup_(skr_buf_donep) struct skr_buf pb = { 0 };
     const char *path;
-    char *data = NULL;
-    long n = BIO_get_mem_data(bio, &data);
 
-    ENSURE(n > 0 && data != NULL, SKR_E_INTERNAL, "PEM encoding failed");
     skr_buf_init(&pb, EMU_PATH_MAX);
     TRY(join_path(&pb, dir, name, &path));
-    return skr_write_file_atomic(path, skr_span_make(data, (size_t)n), mode);
+    return skr_write_file_atomic(path, skr_buf_span(pem), mode);
 }
 
 static skr_err
 write_key(EVP_PKEY *key, const char *dir, const char *name)
 {
-    /* secmem: the PEM text of a private key is cleansed when the BIO goes away. */
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new(BIO_s_secmem());
+    _cleanup_(skr_buf_donep) struct skr_buf pem = { 0 };
 
-    ENSURE(bio != NULL, SKR_E_NOMEM, "BIO_new failed");
-    TRY_OSSL(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), SKR_E_INTERNAL,
-             "cannot encode a private key");
-    return write_bio(bio, dir, name, 0600);
+    skr_buf_init(&pem, SKR_MAX_PEM_BYTES);
+    TRY(skr_pem_write_key(key, &pem));
+    return write_pem(&pem, dir, name, 0600);
 }
 
 static skr_err
 write_cert(X509 *cert, const char *dir, const char *name)
 {
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new(BIO_s_mem());
+    _cleanup_(skr_buf_donep) struct skr_buf pem = { 0 };
 
-    ENSURE(bio != NULL, SKR_E_NOMEM, "BIO_new failed");
-    TRY_OSSL(PEM_write_bio_X509(bio, cert), SKR_E_INTERNAL, "cannot encode a certificate");
-    return write_bio(bio, dir, name, 0644);
+    skr_buf_init(&pem, SKR_MAX_PEM_BYTES);
+    TRY(skr_pem_write_cert(cert, &pem));
+    return write_pem(&pem, dir, name, 0644);
 }
 
 static skr_err

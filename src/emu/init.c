@@ -51,6 +51,7 @@
 #include "json.h"
 #include "ossl.h"
 #include "skr_limits.h"
+#include "snp_certs.h"
 #include "snp_emu.h"
 #include "snp_report.h"
 
@@ -338,41 +339,29 @@ write_file(const char *dir, const char *rel, struct skr_span data, unsigned mode
     return skr_write_file_atomic(path, data, mode);
 }
 
-static skr_err
-write_bio(BIO *bio, const char *dir, const char *rel, unsigned mode)
-{
-    char *data = NULL;
-    long n = BIO_get_mem_data(bio, &data);
-
-    ENSURE(n > 0 && data != NULL, SKR_E_INTERNAL, "PEM encoding failed");
-    return write_file(dir, rel, skr_span_make(data, (size_t)n), mode);
-}
-
 /* PEM PKCS#8, mode 0600. */
 static skr_err
 write_key(EVP_PKEY *key, const char *dir, const char *rel)
 {
-    /* secmem: the PEM text of a private key is cleansed when the BIO goes away. */
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new(BIO_s_secmem());
+    _cleanup_(skr_buf_donep) struct skr_buf pem = { 0 };
 
-    ENSURE(bio != NULL, SKR_E_NOMEM, "BIO_new failed");
-    TRY_OSSL(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), SKR_E_INTERNAL,
-             "cannot encode a private key");
-    return write_bio(bio, dir, rel, 0600);
+    skr_buf_init(&pem, SKR_MAX_PEM_BYTES);
+    TRY(skr_pem_write_key(key, &pem));
+    return write_file(dir, rel, skr_buf_span(&pem), 0600);
 }
 
 /* One or two certificates (second may be NULL) as a PEM bundle, mode 0644. */
 static skr_err
 write_certs(X509 *first, X509 *second, const char *dir, const char *rel)
 {
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new(BIO_s_mem());
+    _cleanup_(skr_buf_donep) struct skr_buf pem = { 0 };
 
-    ENSURE(bio != NULL, SKR_E_NOMEM, "BIO_new failed");
-    TRY_OSSL(PEM_write_bio_X509(bio, first), SKR_E_INTERNAL, "cannot encode a certificate");
+    skr_buf_init(&pem, SKR_MAX_PEM_BYTES);
+    TRY(skr_pem_write_cert(first, &pem));
     if (second != NULL) {
-        TRY_OSSL(PEM_write_bio_X509(bio, second), SKR_E_INTERNAL, "cannot encode a certificate");
+        TRY(skr_pem_write_cert(second, &pem));
     }
-    return write_bio(bio, dir, rel, 0644);
+    return write_file(dir, rel, skr_buf_span(&pem), 0644);
 }
 
 /* Standard base64 with padding, no newline: the security-context encoding. */

@@ -68,6 +68,18 @@ is_ws(uint8_t c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+static skr_err
+invalid_char(uint8_t c, size_t offset, unsigned int flags)
+{
+    if ((flags & SKR_B64_ANY) != SKR_B64_URL) {
+        FAIL(SKR_E_MALFORMED, "base64: invalid character");
+    }
+    if (c == '+' || c == '/') {
+        FAIL(SKR_E_MALFORMED, "base64url: standard base64 alphabet ('+' '/') is not allowed");
+    }
+    FAILF(SKR_E_MALFORMED, "base64url: invalid base64url character at offset %zu", offset);
+}
+
 skr_err
 skr_b64_decode(struct skr_span in, unsigned int flags, struct skr_buf *out)
 {
@@ -86,6 +98,10 @@ skr_b64_decode(struct skr_span in, unsigned int flags, struct skr_buf *out)
             continue;
         }
         if (c == '=') {
+            if ((flags & SKR_B64_STRICT) != 0) {
+                out->len = start;
+                FAIL(SKR_E_MALFORMED, "base64url: padding '=' is not allowed (RFC 7515 §2)");
+            }
             npad++;
             continue;
         }
@@ -96,7 +112,7 @@ skr_b64_decode(struct skr_span in, unsigned int flags, struct skr_buf *out)
         v = b64_value(c, flags);
         if (v < 0) {
             out->len = start;
-            FAIL(SKR_E_MALFORMED, "base64: invalid character");
+            return invalid_char(c, i, flags);
         }
         acc = acc << 6 | (uint32_t)v;
         nchars++;
@@ -106,6 +122,11 @@ skr_b64_decode(struct skr_span in, unsigned int flags, struct skr_buf *out)
             TRY(skr_buf_append(out, b, 3));
             acc = 0;
         }
+    }
+    if ((flags & SKR_B64_STRICT) != 0 &&
+        ((nchars % 4 == 2 && (acc & 0x0f) != 0) || (nchars % 4 == 3 && (acc & 0x03) != 0))) {
+        out->len = start;
+        FAIL(SKR_E_MALFORMED, "non-canonical base64url (unused bits set)");
     }
     switch (nchars % 4) {
     case 0:

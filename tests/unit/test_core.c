@@ -289,6 +289,20 @@ test_b64_negative(void **state)
         skr_b64_decode(skr_span_str("Zm9v\nYmFy\r\n"), SKR_B64_STD | SKR_B64_SKIP_WS, &d), SKR_OK);
     assert_memory_equal(d.ptr, "foobar", 6);
     assert_int_equal(skr_b64_decode(skr_span_str("Zm9v"), 0, &d), SKR_E_INVALID_ARG);
+    /* STRICT (RFC 7515 §2): no padding, no unused bits; url-only messages name the alphabet */
+    assert_int_equal(skr_b64_decode(skr_span_str("Zg"), SKR_B64_URL | SKR_B64_STRICT, &d), SKR_OK);
+    assert_int_equal(skr_b64_decode(skr_span_str("Zg=="), SKR_B64_URL | SKR_B64_STRICT, &d),
+                     SKR_E_MALFORMED);
+    assert_non_null(strstr(skr_err_msg(), "padding"));
+    assert_int_equal(skr_b64_decode(skr_span_str("Zh"), SKR_B64_URL | SKR_B64_STRICT, &d),
+                     SKR_E_MALFORMED);
+    assert_non_null(strstr(skr_err_msg(), "non-canonical"));
+    assert_int_equal(skr_b64_decode(skr_span_str("Zh"), SKR_B64_URL, &d), SKR_OK);
+    assert_int_equal(skr_b64_decode(skr_span_str("Z+"), SKR_B64_URL, &d), SKR_E_MALFORMED);
+    assert_non_null(strstr(skr_err_msg(), "standard base64 alphabet"));
+    assert_int_equal(skr_b64_decode(skr_span_str("Z!"), SKR_B64_URL, &d), SKR_E_MALFORMED);
+    assert_non_null(strstr(skr_err_msg(), "invalid base64url character at offset 1"));
+    skr_buf_reset(&d);
     /* output limit */
     skr_buf_done(&d);
     skr_buf_init(&d, 2);

@@ -458,6 +458,50 @@ classify(CURLcode cc, const struct transfer *t, const char *target, const char *
     }
 }
 
+static _Thread_local uint64_t thread_deadline_ms;
+
+void
+skr_http_set_deadline(uint64_t deadline_ms)
+{
+    thread_deadline_ms = deadline_ms;
+}
+
+uint64_t
+skr_http_now_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Cuts this attempt's timeouts to the time left before the thread's deadline. */
+static skr_err
+apply_deadline(struct skr_http_client *c, CURL *h, const char *target)
+{
+    uint64_t now = 0;
+    uint64_t left = 0;
+    long conn = 0;
+    long total = 0;
+
+    if (thread_deadline_ms == 0) {
+        return SKR_OK;
+    }
+    now = skr_http_now_ms();
+    if (now >= thread_deadline_ms) {
+        FAILF(SKR_E_TIMEOUT, "%s: the overall deadline has passed", target);
+    }
+    left = thread_deadline_ms - now;
+    conn = (long)(left < c->o.connect_timeout_ms ? left : c->o.connect_timeout_ms);
+    total = (long)(left < c->o.timeout_ms ? left : c->o.timeout_ms);
+    ENSURE(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, conn) == CURLE_OK &&
+               curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total) == CURLE_OK,
+           SKR_E_INTERNAL, "cannot configure the libcurl handle");
+    return SKR_OK;
+}
+
 static uint64_t
 random_below(uint64_t n)
 {
@@ -538,6 +582,10 @@ skr_http_request(struct skr_http_client *c, const char *method, const char *url,
         t.body_too_large = false;
         t.headers_too_large = false;
         errbuf[0] = '\0';
+        e = apply_deadline(c, h, target);
+        if (e != SKR_OK) {
+            break;
+        }
         cc = curl_easy_perform(h);
         if (cc == CURLE_OK) {
             (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
@@ -546,7 +594,14 @@ skr_http_request(struct skr_http_client *c, const char *method, const char *url,
         if (!retry || ret->attempts > c->o.retries) {
             break;
         }
-        sleep_ms(backoff_ms(c, ret, ret->attempts - 1));
+        {
+            uint64_t wait = backoff_ms(c, ret, ret->attempts - 1);
+
+            if (thread_deadline_ms != 0 && skr_http_now_ms() + wait >= thread_deadline_ms) {
+                break; /* no time left for another attempt: report this one */
+            }
+            sleep_ms(wait);
+        }
     }
     if (e == SKR_OK) {
         const char *s = NULL;

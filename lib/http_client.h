@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -74,3 +75,13 @@ void skr_http_reply_done(struct skr_http_reply *r);
 SKR_NODISCARD skr_err skr_http_request(struct skr_http_client *c, const char *method,
                                        const char *url, const char *const *headers,
                                        struct skr_span body, struct skr_http_reply *ret);
+
+/*
+ * A deadline for every request made by the calling thread (CLOCK_MONOTONIC milliseconds, see
+ * skr_http_now_ms; 0 = none). While it is set, each attempt's timeouts are cut to the time
+ * left, no retry starts whose backoff would end past it, and a request that starts after it
+ * fails at once with SKR_E_TIMEOUT. The release flow sets it to its overall deadline.
+ */
+void skr_http_set_deadline(uint64_t deadline_ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t skr_http_now_ms(void);

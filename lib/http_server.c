@@ -19,7 +19,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -28,9 +31,14 @@
 struct skr_http_server {
     struct MHD_Daemon *daemon;
     skr_http_handler handler;
+    skr_http_error_handler error_handler;
     void *handler_ctx;
     size_t max_body_bytes;
     uint16_t port;
+    /* A Unix socket listener: its path and identity, so that stop removes our socket only. */
+    char *unix_path;
+    dev_t unix_dev;
+    ino_t unix_ino;
     /* PEM text handed to MHD, which keeps pointers to it while running; the key is wiped. */
     struct skr_buf tls_cert;
     struct skr_buf tls_key;
@@ -38,6 +46,11 @@ struct skr_http_server {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
+    /* Requests between their request line and the end of their response (under lock);
+     * wait_idle waits on idle for it to reach 0. */
+    size_t active;
+    pthread_cond_t idle;
+    bool quiesced;
 };
 
 /* TLS 1.2 and 1.3 only, as every Azure endpoint we emulate (GnuTLS priority string). */
@@ -209,6 +222,9 @@ sockaddr_is_loopback(const struct sockaddr *sa)
     if (sa == NULL) {
         return false;
     }
+    if (sa->sa_family == AF_UNIX) {
+        return true;
+    }
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
 
@@ -223,16 +239,42 @@ sockaddr_is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+/* Frees a secret response body once libmicrohttpd is done with it. */
+static void
+secret_body_free(void *cls)
+{
+    struct skr_buf *b = cls;
+
+    skr_buf_done(b);
+    free(b);
+}
+
 static enum MHD_Result
-queue(struct MHD_Connection *conn, const struct skr_http_response *resp)
+queue(struct MHD_Connection *conn, struct skr_http_response *resp)
 {
     static char empty[1];
     struct MHD_Response *r = NULL;
     enum MHD_Result ok = MHD_YES;
 
-    r = MHD_create_response_from_buffer(resp->body.len,
-                                        resp->body.ptr != NULL ? (void *)resp->body.ptr : empty,
-                                        MHD_RESPMEM_MUST_COPY);
+    if (resp->secret_body && resp->body.len != 0) {
+        /* No copy: MHD sends from our buffer and hands it back to be wiped. */
+        struct skr_buf *owned = malloc(sizeof(*owned));
+
+        if (owned == NULL) {
+            return MHD_NO;
+        }
+        *owned = resp->body;
+        skr_buf_init(&resp->body, SKR_MAX_HTTP_BODY_BYTES);
+        r = MHD_create_response_from_buffer_with_free_callback_cls(owned->len, owned->ptr,
+                                                                   secret_body_free, owned);
+        if (r == NULL) {
+            secret_body_free(owned);
+        }
+    } else {
+        r = MHD_create_response_from_buffer(resp->body.len,
+                                            resp->body.ptr != NULL ? (void *)resp->body.ptr : empty,
+                                            MHD_RESPMEM_MUST_COPY);
+    }
     if (r == NULL) {
         return MHD_NO;
     }
@@ -246,15 +288,51 @@ queue(struct MHD_Connection *conn, const struct skr_http_response *resp)
     return ok;
 }
 
-/* An error answer built by the server itself (413, 500). */
-static enum MHD_Result
-queue_error(struct MHD_Connection *conn, unsigned int status, const char *code, const char *message)
+/* Fills resp with an answer the server makes itself (413, 500): the error handler's shape when
+ * there is one and it succeeds, else the Azure shape. */
+static skr_err
+server_error(struct skr_http_server *srv, const struct skr_http_request *req, unsigned int status,
+             const char *code, const char *message, struct skr_http_response *resp)
 {
+    if (srv->error_handler != NULL) {
+        skr_err e = srv->error_handler(srv->handler_ctx, req, status, message, resp);
+
+        if (e == SKR_OK && resp->status == status) {
+            return SKR_OK;
+        }
+        response_done(resp);
+    }
+    return skr_http_respond_error_json(resp, status, code, message);
+}
+
+static bool
+connection_is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    return ci != NULL && sockaddr_is_loopback(ci->client_addr);
+}
+
+/* The 413 answer, built by the server itself before any handler call. */
+static enum MHD_Result
+queue_too_large(struct skr_http_server *srv, struct MHD_Connection *conn, const char *url,
+                const char *method, const struct req_ctx *rc)
+{
+    struct skr_http_request req = {
+        .method = method,
+        .path = url,
+        .query = rc->query,
+        .body = skr_span_make(NULL, 0),
+        .remote_is_loopback = connection_is_loopback(conn),
+        .priv_ = conn,
+    };
     struct skr_http_response resp;
     enum MHD_Result ok = MHD_NO;
 
     response_init(&resp);
-    if (skr_http_respond_error_json(&resp, status, code, message) == SKR_OK) {
+    if (server_error(srv, &req, 413, "RequestTooLarge", "request body exceeds the limit", &resp) ==
+        SKR_OK) {
         ok = queue(conn, &resp);
     }
     response_done(&resp);
@@ -290,14 +368,12 @@ static enum MHD_Result
 dispatch(struct skr_http_server *srv, struct MHD_Connection *conn, const char *url,
          const char *method, struct req_ctx *rc)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct skr_http_request req = {
         .method = method,
         .path = url,
         .query = rc->query,
         .body = skr_buf_span(&rc->body),
-        .remote_is_loopback = ci != NULL && sockaddr_is_loopback(ci->client_addr),
+        .remote_is_loopback = connection_is_loopback(conn),
         .priv_ = conn,
     };
     struct skr_http_response resp;
@@ -311,7 +387,7 @@ dispatch(struct skr_http_server *srv, struct MHD_Connection *conn, const char *u
     }
     if (e != SKR_OK) {
         response_done(&resp);
-        if (skr_http_respond_error_json(&resp, 500, "InternalError", skr_err_name(e)) != SKR_OK) {
+        if (server_error(srv, &req, 500, "InternalError", skr_err_name(e), &resp) != SKR_OK) {
             response_done(&resp);
             return MHD_NO;
         }
@@ -355,7 +431,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         rc->started = true;
         if (content_length_over(conn, srv->max_body_bytes)) {
             rc->responded = true;
-            return queue_error(conn, 413, "RequestTooLarge", "request body exceeds the limit");
+            return queue_too_large(srv, conn, url, method, rc);
         }
         return MHD_YES;
     }
@@ -377,7 +453,7 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         return MHD_YES;
     }
     if (rc->too_large) {
-        return queue_error(conn, 413, "RequestTooLarge", "request body exceeds the limit");
+        return queue_too_large(srv, conn, url, method, rc);
     }
     return dispatch(srv, conn, url, method, rc);
 }
@@ -398,6 +474,9 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     }
     skr_buf_init(&rc->body, srv->max_body_bytes);
+    pthread_mutex_lock(&srv->lock);
+    srv->active++;
+    pthread_mutex_unlock(&srv->lock);
     return rc;
 }
 
@@ -405,6 +484,7 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
+    struct skr_http_server *srv = cls;
     struct req_ctx *rc = *con_cls;
 
     if (rc == NULL) {
@@ -414,6 +494,14 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(rc->query);
     free(rc);
     *con_cls = NULL;
+    pthread_mutex_lock(&srv->lock);
+    if (srv->active > 0) {
+        srv->active--;
+    }
+    if (srv->active == 0) {
+        pthread_cond_broadcast(&srv->idle);
+    }
+    pthread_mutex_unlock(&srv->lock);
 }
 
 /* ---- start / stop ---------------------------------------------------------------------- */
@@ -472,11 +560,83 @@ server_free(struct skr_http_server *srv)
 {
     skr_buf_done(&srv->tls_cert);
     skr_buf_done(&srv->tls_key);
+    free(srv->unix_path);
+    pthread_cond_destroy(&srv->idle);
     pthread_cond_destroy(&srv->wake);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
 }
 DEFINE_CLEANUP(struct skr_http_server *, server_free)
+
+/* Removes our Unix socket (not one that replaced it since). */
+static void
+unix_unlink(struct skr_http_server *srv)
+{
+    struct stat st;
+
+    if (srv->unix_path != NULL && lstat(srv->unix_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == srv->unix_dev && st.st_ino == srv->unix_ino) {
+        (void)unlink(srv->unix_path);
+    }
+}
+
+/* A socket already at path: refused unless it is a socket nobody listens on (left by a process
+ * that died), which is removed. */
+static skr_err
+unix_clear_stale(const struct sockaddr_un *sun)
+{
+    struct stat st;
+    int fd = -1;
+    int rc = 0;
+    int err = 0;
+
+    if (lstat(sun->sun_path, &st) != 0) {
+        ENSURE(errno == ENOENT, SKR_E_IO, "cannot inspect the Unix socket path");
+        return SKR_OK;
+    }
+    ENSURE(S_ISSOCK(st.st_mode), SKR_E_IO, "the Unix socket path exists and is not a socket");
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ENSURE(fd >= 0, SKR_E_IO, "cannot create a Unix socket");
+    rc = connect(fd, (const struct sockaddr *)(const void *)sun, sizeof(*sun));
+    err = errno;
+    (void)close(fd);
+    ENSURE(rc != 0, SKR_E_IO, "another process listens on the Unix socket path");
+    ENSURE(err == ECONNREFUSED, SKR_E_IO, "cannot probe the existing Unix socket");
+    ENSURE(unlink(sun->sun_path) == 0, SKR_E_IO, "cannot remove the stale Unix socket");
+    return SKR_OK;
+}
+
+/* Binds path with mode 0600 before listening, so nobody else can connect in between. */
+static skr_err
+unix_listen(struct skr_http_server *srv, const char *path, int *ret_fd)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    size_t n = strlen(path);
+    struct stat st;
+    int fd = -1;
+
+    ENSURE(n > 0 && n < sizeof(sun.sun_path), SKR_E_INVALID_ARG,
+           "Unix socket path is empty or longer than 107 bytes");
+    memcpy(sun.sun_path, path, n + 1);
+    TRY(unix_clear_stale(&sun));
+    srv->unix_path = strdup(path);
+    ENSURE(srv->unix_path != NULL, SKR_E_NOMEM, "out of memory");
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ENSURE(fd >= 0, SKR_E_IO, "cannot create a Unix socket");
+    if (bind(fd, (const struct sockaddr *)(const void *)&sun, sizeof(sun)) != 0) {
+        (void)close(fd);
+        FAIL(SKR_E_IO, "cannot bind the Unix socket (missing directory or no permission)");
+    }
+    if (chmod(path, 0600) != 0 || lstat(path, &st) != 0 || listen(fd, SOMAXCONN) != 0) {
+        (void)close(fd);
+        (void)unlink(path);
+        FAIL(SKR_E_IO, "cannot restrict or listen on the Unix socket");
+    }
+    srv->unix_dev = st.st_dev;
+    srv->unix_ino = st.st_ino;
+    *ret_fd = fd;
+    return SKR_OK;
+}
 
 static skr_err
 server_alloc(struct skr_http_server **ret)
@@ -491,6 +651,7 @@ server_alloc(struct skr_http_server **ret)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->wake, &ca);
+    pthread_cond_init(&srv->idle, &ca);
     pthread_condattr_destroy(&ca);
     *ret = srv;
     return SKR_OK;
@@ -503,9 +664,11 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
     const char *host = NULL;
     struct bind_addr addr;
     bool tls = false;
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO;
-    struct MHD_OptionItem opts[5] = { { MHD_OPTION_END, 0, NULL } };
+    /* ITC: skr_http_server_quiesce needs it in this threading mode. */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_AUTO | MHD_USE_ITC;
+    struct MHD_OptionItem opts[6] = { { MHD_OPTION_END, 0, NULL } };
+    int unix_fd = -1;
     size_t n_opts = 0;
     const union MHD_DaemonInfo *info = NULL;
 
@@ -513,6 +676,11 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
            "HTTP server needs a configuration and a handler");
     host = cfg->host != NULL ? cfg->host : "127.0.0.1";
     TRY(parse_host(host, cfg->port, &addr));
+    if (cfg->unix_path != NULL) {
+        host = cfg->unix_path;
+        addr.loopback = true;
+        addr.v6 = false;
+    }
     if (!addr.loopback && !cfg->allow_non_loopback) {
         FAILF(SKR_E_INVALID_ARG,
               "refusing to listen on non-loopback address '%s' (allow_non_loopback is not set)",
@@ -531,6 +699,7 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
     TRY(server_alloc(&srv));
     srv->handler = cfg->handler;
     srv->handler_ctx = cfg->handler_ctx;
+    srv->error_handler = cfg->error_handler;
     srv->max_body_bytes = cfg->max_body_bytes != 0 ? cfg->max_body_bytes : SKR_MAX_HTTP_BODY_BYTES;
     if (tls) {
         TRY(load_pem(cfg->tls_cert_file, cfg->tls_cert_pem, "certificate", &srv->tls_cert));
@@ -544,6 +713,11 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
         opts[n_opts++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                                   (intptr_t)cfg->per_ip_limit, NULL };
     }
+    if (cfg->unix_path != NULL) {
+        /* MHD owns the descriptor from here (it closes it when stopped). */
+        TRY(unix_listen(srv, cfg->unix_path, &unix_fd));
+        opts[n_opts++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, unix_fd, NULL };
+    }
     opts[n_opts] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     if (addr.v6) {
         flags |= MHD_USE_IPv6;
@@ -555,9 +729,9 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
     /* The connection memory pool holds the request line, the headers and the read buffer, so
      * twice the header limit bounds headers while leaving room to stream the body. */
     srv->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR, &addr.ss,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        flags, cfg->port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR,
+        cfg->unix_path != NULL ? NULL : &addr.ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)2 *
             (cfg->max_header_bytes != 0 ? cfg->max_header_bytes : SKR_MAX_HTTP_HEADER_BYTES),
         MHD_OPTION_CONNECTION_LIMIT,
@@ -567,8 +741,16 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
                                  : (unsigned int)SKR_HTTP_SERVER_IDLE_TIMEOUT_S,
         MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (srv->daemon == NULL) {
+        if (unix_fd >= 0) {
+            unix_unlink(srv);
+            FAIL(SKR_E_IO, "cannot serve on the Unix socket");
+        }
         FAILF(SKR_E_IO, "cannot listen on %s port %u (address in use, no permission%s)", host,
               (unsigned int)cfg->port, tls ? ", or unusable TLS certificate/key" : "");
+    }
+    if (cfg->unix_path != NULL) {
+        *ret = TAKE_PTR(srv);
+        return SKR_OK;
     }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (info == NULL || info->port == 0) {
@@ -587,6 +769,53 @@ skr_http_server_port(const struct skr_http_server *srv)
 }
 
 void
+skr_http_server_quiesce(struct skr_http_server *srv)
+{
+    MHD_socket fd = MHD_INVALID_SOCKET;
+
+    if (srv == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    if (!srv->quiesced) {
+        srv->quiesced = true;
+        fd = MHD_quiesce_daemon(srv->daemon);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (fd != MHD_INVALID_SOCKET) {
+        (void)close(fd);
+    }
+    unix_unlink(srv);
+}
+
+bool
+skr_http_server_wait_idle(struct skr_http_server *srv, unsigned int timeout_ms)
+{
+    struct timespec until;
+    bool idle = false;
+
+    if (srv == NULL) {
+        return true;
+    }
+    (void)clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000u);
+    until.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->lock);
+    while (srv->active != 0) {
+        if (pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    idle = srv->active == 0;
+    pthread_mutex_unlock(&srv->lock);
+    return idle;
+}
+
+void
 skr_http_server_stop(struct skr_http_server *srv)
 {
     if (srv == NULL) {
@@ -597,5 +826,6 @@ skr_http_server_stop(struct skr_http_server *srv)
     pthread_cond_broadcast(&srv->wake);
     pthread_mutex_unlock(&srv->lock);
     MHD_stop_daemon(srv->daemon);
+    unix_unlink(srv);
     server_free(srv);
 }

@@ -54,6 +54,9 @@ struct skr_http_response {
      * cut short by skr_http_server_stop), and/or close the connection without an answer. */
     unsigned int delay_ms;
     bool drop_connection;
+    /* The body is secret (a released key): it is handed to libmicrohttpd without a copy and
+     * wiped when the response is freed. */
+    bool secret_body;
 };
 
 /* Adds a header (both strings copied). SKR_E_INVALID_ARG for a name that is not an RFC 9110
@@ -78,10 +81,24 @@ SKR_NODISCARD skr_err skr_http_respond_error_json(struct skr_http_response *resp
 typedef skr_err (*skr_http_handler)(void *ctx, const struct skr_http_request *req,
                                     struct skr_http_response *resp);
 
+/*
+ * Optional: shapes (and may log) the answers the server makes without the handler: 413 for a
+ * body over the limit (req->body is then empty) and 500 when the handler failed (message is
+ * the error's category name). Without it, or when it fails, these answers take the Azure shape
+ * of skr_http_respond_error_json.
+ */
+typedef skr_err (*skr_http_error_handler)(void *ctx, const struct skr_http_request *req,
+                                          unsigned int status, const char *message,
+                                          struct skr_http_response *resp);
+
 struct skr_http_server_cfg {
     const char *host;        /* numeric IPv4/IPv6 address or "localhost"; NULL: "127.0.0.1" */
     uint16_t port;           /* 0: the kernel picks (see skr_http_server_port) */
     bool allow_non_loopback; /* without it a non-loopback host is refused */
+    /* A Unix domain socket path instead of host and port: created with mode 0600 before it
+     * accepts anything (an existing socket nobody listens on is replaced; anything else there
+     * is an error), removed by skr_http_server_stop. Its peers count as loopback. */
+    const char *unix_path;
     /* TLS: either PEM files or PEM text (spans win when set); neither: plain HTTP. */
     const char *tls_cert_file;
     const char *tls_key_file;
@@ -89,6 +106,7 @@ struct skr_http_server_cfg {
     struct skr_span tls_key_pem;
     skr_http_handler handler;
     void *handler_ctx;
+    skr_http_error_handler error_handler; /* optional; called with handler_ctx */
     /* Limits; 0 takes the default from skr_limits.h. */
     size_t max_body_bytes;        /* SKR_MAX_HTTP_BODY_BYTES; over it: 413, no handler call */
     size_t max_header_bytes;      /* SKR_MAX_HTTP_HEADER_BYTES; over it: 431 or close */
@@ -100,14 +118,21 @@ struct skr_http_server_cfg {
 
 /*
  * Binds and starts serving. Errors: SKR_E_INVALID_ARG (no handler, bad or non-loopback host
- * without allow_non_loopback, only one of cert/key), SKR_E_UNSUPPORTED (TLS asked for but
- * libmicrohttpd lacks it), SKR_E_IO (cannot read a PEM file, cannot bind). On success *ret is
+ * without allow_non_loopback, only one of cert/key, a Unix path too long), SKR_E_UNSUPPORTED
+ * (TLS asked for but libmicrohttpd lacks it), SKR_E_IO (cannot read a PEM file, cannot bind,
+ * something other than a stale socket at unix_path). On success *ret is
  * a running server the caller stops with skr_http_server_stop.
  */
 SKR_NODISCARD skr_err skr_http_server_start(const struct skr_http_server_cfg *cfg,
                                             struct skr_http_server **ret);
-/* The bound port (useful after port 0). */
+/* The bound port (useful after port 0); 0 for a Unix socket. */
 uint16_t skr_http_server_port(const struct skr_http_server *srv);
+/* Graceful shutdown, step 1: stops accepting connections (the listening socket is closed;
+ * requests on open connections are still served). Idempotent. */
+void skr_http_server_quiesce(struct skr_http_server *srv);
+/* Step 2: waits until no request is in progress (from its request line until its response was
+ * sent) or timeout_ms passed. True when idle. */
+bool skr_http_server_wait_idle(struct skr_http_server *srv, unsigned int timeout_ms);
 /* Stops accepting, interrupts fault delays, closes connections, joins every thread and frees
  * srv. NULL is a no-op. */
 void skr_http_server_stop(struct skr_http_server *srv);

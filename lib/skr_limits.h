@@ -97,3 +97,35 @@
 #define SKR_HTTP_RETRY_BASE_MS 200u
 #define SKR_HTTP_RETRY_CAP_MS  10000u
 #define SKR_HTTP_MAX_RETRIES   10u
+
+/* ---- skrd (src/skrd) ---- */
+
+/* One request body to skrd: the largest real one, a /key/release with a caller's access token
+ * (~2-3 KiB), or runtime data for /attest/maa (a JWKS of a few KiB), is far below 64 KiB
+ * (issue #4: "request body (64 KiB)"). */
+#define SKR_SKRD_MAX_BODY_BYTES (64u * 1024u)
+
+/* Concurrent /key/release calls: default and ceiling. Each holds a transfer key and up to three
+ * upstream calls; past the limit skrd answers 503 at once rather than queueing. 8 serves the
+ * 8-client benchmark; the ceiling is the connection limit, past which nothing more arrives. */
+#define SKR_SKRD_MAX_RELEASES_DEFAULT 8u
+#define SKR_SKRD_MAX_RELEASES         SKR_MAX_CLIENTS
+
+/* On SIGTERM, how long in-flight requests may finish: under the 30 s grace period Kubernetes
+ * and ACI give a container between SIGTERM and SIGKILL, with room for the rest of shutdown. */
+#define SKR_SKRD_DRAIN_MS 20000u
+
+/* The base64 SkrSideCarArgs blob: a few hundred bytes in practice (endpoints and ids). */
+#define SKR_SKRD_MAX_ARGS_BYTES (64u * 1024u)
+
+/* ---- skr encrypt / decrypt (lib/envelope.c, docs/encryption-format.md) ---- */
+
+/* Plaintext of one encrypted file. Encryption and decryption are one-shot in memory (so that
+ * decrypt can hold back every byte until the GCM tag verified), costing about twice the file
+ * size in RAM; 1 GiB covers a dataset or a model shard and stays far below GCM's 64 GiB
+ * per-nonce ceiling (NIST SP 800-38D §5.2.1.1). Larger data: split it, one file per part. */
+#define SKR_MAX_CRYPT_BYTES (1u << 30)
+
+/* A key file for skr encrypt/decrypt: a bare JWK or skrd's {"key":"<JWK>"}; an RSA-8192 private
+ * JWK is ~6 KiB of text, ~7 KiB once escaped inside a JSON string. */
+#define SKR_MAX_KEY_FILE_BYTES (64u * 1024u)

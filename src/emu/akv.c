@@ -1014,7 +1014,7 @@ http_client(const struct akv_req *r, struct skr_http_client **ret)
     o.retry_base_ms = 100;
     o.retry_cap_ms = 500;
     o.max_response_bytes = SKR_MAX_JSON_BYTES;
-    o.user_agent = "skr-emu-akv";
+    o.user_agent = EMU_AKV_USER_AGENT;
     return skr_http_client_new(&o, ret);
 }
 

@@ -31,6 +31,10 @@
 #define EMU_KEYS_DIR        "keys"
 #define EMU_KEY_STORE       "keys/store.json"
 
+/* User-Agent of the Key Vault emulator's fetches of an attestation issuer's metadata and keys;
+ * serve.c never injects faults into them (Azure-internal traffic). */
+#define EMU_AKV_USER_AGENT "skr-emu-akv"
+
 /* emu.json "version". */
 #define EMU_CONFIG_VERSION 1
 

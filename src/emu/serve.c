@@ -20,7 +20,9 @@
  * the order given; the first status or drop that fires replaces the handler, delays add up. The
  * draws come from a xorshift64* generator per service (behind a mutex) seeded from --seed and
  * the service's index, so a seeded run with the same request sequence is reproducible; without
- * --seed the seed is random and printed.
+ * --seed the seed is random and printed. The Key Vault emulator's own fetches of the MAA
+ * issuer's metadata and keys (User-Agent EMU_AKV_USER_AGENT) are never faulted: faults model the
+ * client's network, and no client can retry what Key Vault fetches internally.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -144,11 +146,19 @@ serve_handle(void *vs, const struct skr_http_request *req, struct skr_http_respo
 {
     struct service *s = vs;
     unsigned long delay = 0;
+    const char *ua = NULL;
 
     if (!atomic_load_explicit(&serving_ready, memory_order_acquire)) {
         TRY(skr_http_response_add_header(resp, "Retry-After", "1"));
         return skr_http_respond_error_json(resp, 503, "ServiceUnavailable",
                                            "skr-emu is starting; retry");
+    }
+    /* Faults model the network between a client and Azure: the Key Vault emulator's own fetches
+     * of the MAA issuer's metadata and keys (User-Agent EMU_AKV_USER_AGENT) are Azure-internal
+     * traffic that no client could retry, so they are never faulted. */
+    ua = skr_http_request_header(req, "User-Agent");
+    if (ua != NULL && strcmp(ua, EMU_AKV_USER_AGENT) == 0) {
+        return s->inner(s->ctx, req, resp);
     }
     for (size_t i = 0; i < s->n_faults; i++) {
         const struct fault *f = &s->faults[i];

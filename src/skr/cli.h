@@ -45,3 +45,5 @@ int cli_print_verify(const struct skr_snp_verify_result *res, const char *fmt, s
 
 int cmd_report(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
+int cmd_decrypt(int argc, char **argv);

@@ -25,6 +25,8 @@ static const char usage[] =
     "  certs show       list the certificates in a PEM, DER, THIM or certificate-table file\n"
     "  certs verify     verify a VCEK/VLEK certificate chain up to a pinned AMD root\n"
     "  certs kds-url    print the AMD KDS URLs for a report's VCEK and chain\n"
+    "  encrypt          encrypt data with a released key (JWK)\n"
+    "  decrypt          decrypt data with a released key (JWK)\n"
     "  version          print the version\n"
     "\n"
     "Run 'skr <command> --help' for the options of a command.\n"
@@ -215,6 +217,12 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "certs") == 0) {
         return cmd_certs(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "encrypt") == 0) {
+        return cmd_encrypt(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "decrypt") == 0) {
+        return cmd_decrypt(argc - 1, argv + 1);
     }
     return cli_usage_error(usage, "unknown command '%s'", cmd);
 }

@@ -42,6 +42,20 @@
 
 #define VAULT "https://vault.azure.net"
 
+/* A NUL-terminated copy of n bytes that need not be terminated (strndup may read past them
+ * under ASan's strict_string_checks). */
+static char *
+dup_bytes(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s != NULL) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
 static struct {
     char root[256];
     char dir[300];
@@ -139,7 +153,7 @@ fetch_report(struct skr_span runtime, struct skr_buf *out)
 static char *
 secret_strdup(const struct skr_token *t)
 {
-    char *s = strndup((const char *)t->value->ptr, t->value->len);
+    char *s = dup_bytes((const char *)t->value->ptr, t->value->len);
 
     assert_non_null(s);
     return s;
@@ -683,7 +697,7 @@ test_maa_request_json(void **state)
     _cleanup_(skr_buf_donep) struct skr_buf inner = { 0 };
     _cleanup_(json_decrefp) json_t *doc = NULL;
     _cleanup_(json_decrefp) json_t *bundle = NULL;
-    uint8_t report[SKR_SNP_REPORT_LEN];
+    uint8_t report[SKR_SNP_REPORT_LEN] = { 0 };
     struct skr_maa_evidence ev = {
         .report = skr_span_make(report, sizeof(report)),
         .vcek_chain = skr_span_str("PEM?"),
@@ -1449,7 +1463,7 @@ test_release_verify(void **state)
     /* crafted JWS: no x5c; a wrong x5t#S256; signed by a key that is not x5c[0]'s */
     assert_int_equal(skr_jws_parse(skr_span_str(jws), &parsed), SKR_OK);
     {
-        char *payload = strndup((const char *)parsed.payload.ptr, parsed.payload.len);
+        char *payload = dup_bytes((const char *)parsed.payload.ptr, parsed.payload.len);
         json_t *x5c = json_object_get(parsed.header, "x5c");
 
         t = sign(g.ctx.tls_key, NULL, payload);

@@ -32,6 +32,7 @@
 #include <openssl/rsa.h>
 
 #include "b64.h"
+#include "bench.h"
 #include "buf.h"
 #include "err.h"
 #include "http_client.h"
@@ -45,15 +46,6 @@
 #define BENCH_API        "7.4"
 #define BENCH_MAX_CLIENT 16
 #define BENCH_MAX_SAMPLE 2000000u
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what)

@@ -16,6 +16,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
+#include "bench.h"
 #include "buf.h"
 #include "ossl.h"
 #include "skr_limits.h"
@@ -30,15 +31,6 @@ struct ctx {
     int der_len;
     struct skr_cert_set certs;
 };
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 op_floor(struct ctx *c)

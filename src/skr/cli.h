@@ -47,3 +47,4 @@ int cmd_report(int argc, char **argv);
 int cmd_certs(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
+int cmd_policy(int argc, char **argv);

@@ -27,6 +27,9 @@ static const char usage[] =
     "  certs kds-url    print the AMD KDS URLs for a report's VCEK and chain\n"
     "  encrypt          encrypt data with a released key (JWK)\n"
     "  decrypt          decrypt data with a released key (JWK)\n"
+    "  policy digest    the HOST_DATA (SHA-256) of a confidential computing security policy\n"
+    "  policy build     a release policy JSON from claims and an MAA authority\n"
+    "  policy check     evaluate a release policy against a token's claims: allow or deny, why\n"
     "  version          print the version\n"
     "\n"
     "Run 'skr <command> --help' for the options of a command.\n"
@@ -223,6 +226,9 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "decrypt") == 0) {
         return cmd_decrypt(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "policy") == 0) {
+        return cmd_policy(argc - 1, argv + 1);
     }
     return cli_usage_error(usage, "unknown command '%s'", cmd);
 }

@@ -5,7 +5,9 @@
  * window), then calls this program for each table row. Loopback HTTP only: every client thread
  * keeps one libcurl handle (one kept-alive connection to skrd) and posts the same request body
  * back to back. A row reports:
- *   releases, failures        a release counts when skrd answers 200 with a "key" member
+ *   releases, failures        a release counts when skrd answers 200 with a "key" member;
+ *                             a 503 (skrd's --max-releases limit) is counted apart and the
+ *                             client tries again after 20 ms; anything else is a failure
  *   p50, p99                  wall-clock latency per release, as the client sees it
  *   rel/s                     releases completed / wall time of the run
  *   cpu ms/rel                skrd's own CPU time (utime + stime of /proc/PID/stat, its
@@ -23,7 +25,7 @@
  *   bench_release header
  *   bench_release run URL BODY [--clients N] [--seconds S | --count N] [--pid PID]
  *                 [--label TEXT] [--tag TAG] [--kv FILE] [--floor-sign R] [--floor-keygen-ms M]
- *                 [--rss-samples K] [--interval-ms MS]
+ *                 [--rss-samples K] [--interval-ms MS] [--peer-pid PID [--peer-name N]]
  *   bench_release keygen N        RSA-2048 key generation time (EVP_RSA_gen), N keys
  *   bench_release rss PID         VmRSS of PID in KiB
  *   bench_release freeport        a loopback TCP port that was free a moment ago
@@ -31,6 +33,9 @@
  * --interval-ms paces each client (a release starts at most every MS ms): an open-loop row
  * below the rate at which the pool makes keys measures the latency of a release that finds a
  * key ready; back-to-back rows measure the ceiling, where the pool is drained.
+ *
+ * --peer-pid adds the CPU time per release of another process (skr-emu: where the rest of a
+ * release's cost goes when both share the machine).
  *
  * With --rss-samples K (the soak) it also prints skrd's RSS before the load and at K evenly
  * spaced points of the run, and the growth over the second half of the run. --kv appends one
@@ -64,6 +69,7 @@
 #define BENCH_MAX_COUNT    1000000
 #define BENCH_MAX_RSS_SAMP 100
 #define BENCH_TIMEOUT_S    120L
+#define BENCH_BUSY_PAUSE_S 0.02 /* after a 503 (skrd's --max-releases), before trying again */
 
 struct opts {
     const char *url;
@@ -74,7 +80,9 @@ struct opts {
     long clients;
     double seconds; /* 0: run by count */
     long count;
-    long pid; /* 0: no process accounting */
+    long pid;      /* 0: no process accounting */
+    long peer_pid; /* another process whose CPU per release is reported (the emulator) */
+    const char *peer_name;
     double floor_sign;
     double floor_keygen_ms;
     long rss_samples;
@@ -98,6 +106,7 @@ struct worker {
     size_t n;
     size_t cap;
     size_t failures;
+    size_t busy;      /* 503 answers: skrd's concurrency limit, retried after a pause */
     double last_done; /* when this client's last release ended */
 };
 
@@ -439,6 +448,9 @@ worker_main(void *arg)
                 OPENSSL_cleanse(r->buf, r->len);
                 break;
             }
+        } else if (rc == CURLE_OK && status == 503) {
+            w->busy++;
+            sleep_s(BENCH_BUSY_PAUSE_S);
         } else {
             w->failures++;
             note_error(s, status, r, rc != CURLE_OK ? curl_easy_strerror(rc) : NULL);
@@ -505,6 +517,14 @@ cmd_run(const struct opts *o)
     double *all;
     size_t total = 0;
     size_t failures = 0;
+    size_t busy = 0;
+    unsigned long rss_start = 0;
+    unsigned long rss_mid = 0;
+    unsigned long rss_end = 0;
+    unsigned long long peer0 = 0;
+    unsigned long long peer1 = 0;
+    bool have_peer = false;
+    double peer_cpu_ms = -1;
     double p50;
     double p99;
     double rps;
@@ -534,6 +554,9 @@ cmd_run(const struct opts *o)
         m.series[m.nseries++] = idle_kib;
         m.next = 1;
     }
+    if (o->peer_pid > 0) {
+        have_peer = proc_cpu_ticks(o->peer_pid, &peer0);
+    }
     t_start = now();
     s.until = t_start + o->seconds;
     m.t0 = t_start;
@@ -553,6 +576,7 @@ cmd_run(const struct opts *o)
         (void)pthread_join(w[i].thread, NULL);
         total += w[i].n;
         failures += w[i].failures;
+        busy += w[i].busy;
         if (w[i].last_done - t_start > elapsed) {
             elapsed = w[i].last_done - t_start;
         }
@@ -564,6 +588,9 @@ cmd_run(const struct opts *o)
         (void)pthread_join(m.thread, NULL);
         if (proc_cpu_ticks(o->pid, &cpu1) && total > 0 && ticks > 0) {
             cpu_ms = 1e3 * (double)(cpu1 - cpu0) / (double)ticks / (double)total;
+        }
+        if (have_peer && proc_cpu_ticks(o->peer_pid, &peer1) && total > 0 && ticks > 0) {
+            peer_cpu_ms = 1e3 * (double)(peer1 - peer0) / (double)ticks / (double)total;
         }
         if (proc_rss_kib(o->pid, &end_kib) && end_kib > m.max_kib) {
             m.max_kib = end_kib;
@@ -614,21 +641,35 @@ cmd_run(const struct opts *o)
     } else {
         printf("%8s\n", "-");
     }
+    if (peer_cpu_ms >= 0) {
+        printf("  %s CPU %.2f ms per release (skrd %.2f ms)\n", o->peer_name, peer_cpu_ms, cpu_ms);
+    }
+    if (busy > 0) {
+        printf("  %zu answers 503 (skrd busy: --max-releases), each retried after %.0f ms\n", busy,
+               1e3 * BENCH_BUSY_PAUSE_S);
+    }
     if (s.have_error) {
         printf("  first failure: HTTP %ld %s\n", s.first_status, s.first_error);
     }
     if (o->rss_samples > 1 && o->pid > 0) {
-        long mid = m.nseries / 2;
+        /* series[0] before the load, series[k] at k/K of it (k = 1..K-1): the growth is
+         * compared under load, from the middle to the last point, then idle before/after */
+        long last = m.nseries - 1;
 
-        m.series[m.nseries++] = end_kib;
-        printf("  skrd VmRSS KiB over %.0f s (before the load, then every %.1f s):", elapsed,
+        rss_start = m.series[last >= 1 ? 1 : 0];
+        rss_mid = m.series[(last + 1) / 2];
+        rss_end = m.series[last];
+        printf("  skrd VmRSS KiB, before the load then every %.1f s of it:",
                o->seconds / (double)o->rss_samples);
-        for (long i = 0; i < m.nseries; i++) {
+        for (long i = 0; i <= last; i++) {
             printf(" %lu", m.series[i]);
         }
-        printf("\n  start %lu  middle %lu  end %lu  growth over the second half %+ld KiB\n",
-               m.series[1 < m.nseries ? 1 : 0], m.series[mid], end_kib,
-               (long)end_kib - (long)m.series[mid]);
+        printf(", after it: %lu\n", end_kib);
+        printf("  under load: start %lu  middle %lu  end %lu KiB, growth over the second half "
+               "%+ld KiB (%.0f bytes per release); idle before %lu, after %lu KiB\n",
+               rss_start, rss_mid, rss_end, (long)rss_end - (long)rss_mid,
+               total > 0 ? 2048.0 * ((double)rss_end - (double)rss_mid) / (double)total : 0.0,
+               m.series[0], end_kib);
     }
     (void)fflush(stdout);
 
@@ -639,14 +680,17 @@ cmd_run(const struct opts *o)
             (void)fprintf(stderr, "bench_release: cannot open %s\n", o->kv);
             return 1;
         }
-        (void)fprintf(f,
-                      "tag=%s clients=%ld releases=%zu failures=%zu p50_ms=%.3f p99_ms=%.3f "
-                      "rps=%.2f cpu_ms=%.3f rss_idle_kib=%lu rss_max_kib=%lu",
-                      o->tag, o->clients, total, failures, p50, p99, rps, cpu_ms, idle_kib,
-                      m.max_kib);
+        (void)fprintf(
+            f,
+            "tag=%s clients=%ld releases=%zu failures=%zu busy=%zu p50_ms=%.3f p99_ms=%.3f "
+            "rps=%.2f cpu_ms=%.3f rss_idle_kib=%lu rss_max_kib=%lu",
+            o->tag, o->clients, total, failures, busy, p50, p99, rps, cpu_ms, idle_kib, m.max_kib);
         if (o->rss_samples > 1 && o->pid > 0) {
-            (void)fprintf(f, " rss_start_kib=%lu rss_mid_kib=%lu rss_end_kib=%lu",
-                          m.series[1 < m.nseries ? 1 : 0], m.series[m.nseries / 2], end_kib);
+            (void)fprintf(f, " rss_start_kib=%lu rss_mid_kib=%lu rss_end_kib=%lu rss_after_kib=%lu",
+                          rss_start, rss_mid, rss_end, end_kib);
+        }
+        if (peer_cpu_ms >= 0) {
+            (void)fprintf(f, " peer_cpu_ms=%.3f", peer_cpu_ms);
         }
         (void)fprintf(f, "\n");
         (void)fclose(f);
@@ -719,6 +763,7 @@ usage(void)
                   "           [--pid PID] [--label TEXT] [--tag TAG] [--kv FILE]\n"
                   "           [--floor-sign RSA2048_SIGN_PER_S] [--floor-keygen-ms MS]\n"
                   "           [--rss-samples 2..%d] [--interval-ms MS]\n"
+                  "           [--peer-pid PID [--peer-name NAME]]\n"
                   "       bench_release keygen N\n"
                   "       bench_release rss PID\n"
                   "       bench_release freeport\n",
@@ -734,6 +779,7 @@ parse_run(int argc, char **argv, struct opts *o)
     o->count = 1;
     o->label = "release";
     o->tag = "run";
+    o->peer_name = "peer";
     if (argc < 4) {
         return usage();
     }
@@ -757,6 +803,10 @@ parse_run(int argc, char **argv, struct opts *o)
             ok = ok && parse_long(v, 1, BENCH_MAX_COUNT, &o->count);
         } else if (strcmp(a, "--pid") == 0) {
             ok = ok && parse_long(v, 1, 1L << 30, &o->pid);
+        } else if (strcmp(a, "--peer-pid") == 0) {
+            ok = ok && parse_long(v, 1, 1L << 30, &o->peer_pid);
+        } else if (strcmp(a, "--peer-name") == 0) {
+            o->peer_name = v;
         } else if (strcmp(a, "--label") == 0) {
             o->label = v;
         } else if (strcmp(a, "--tag") == 0) {

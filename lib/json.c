@@ -5,11 +5,28 @@
  */
 #include "json.h"
 
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hex.h"
 #include "skr_limits.h"
+
+static void
+wiping_free(void *p)
+{
+    if (p != NULL) {
+        skr_wipe(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+void
+skr_json_wipe_on_free(void)
+{
+    json_set_alloc_funcs(malloc, wiping_free);
+}
 
 /* Depth of [ and { outside strings; jansson itself validates the rest. */
 static skr_err

@@ -14,6 +14,14 @@
 /* jansson >= 2.9 provides json_decrefp() for _cleanup_(json_decrefp). */
 
 /* Parses in (at most max_bytes, depth <= SKR_MAX_JSON_DEPTH). *ret is a new reference. */
+/*
+ * Makes jansson wipe every block it frees, for the rest of the process: programs whose JSON may
+ * hold secrets (request bodies with tokens, key files) call it once at start-up; the library
+ * never does. The size comes from malloc_usable_size rather than a header, because libjose
+ * releases some jansson results (json_dumps) with plain free().
+ */
+void skr_json_wipe_on_free(void);
+
 SKR_NODISCARD skr_err skr_json_parse(struct skr_span in, size_t max_bytes, json_t **ret);
 /* Same, but the top-level value must be an object. what names the document in errors. */
 SKR_NODISCARD skr_err skr_json_parse_object(struct skr_span in, size_t max_bytes, const char *what,

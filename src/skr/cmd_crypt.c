@@ -5,7 +5,6 @@
  * only once the whole operation succeeded.
  */
 #include <getopt.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "cli.h"
 #include "envelope.h"
+#include "json.h"
 #include "skr_limits.h"
 
 static const char usage_encrypt[] =
@@ -53,18 +53,6 @@ struct crypt_args {
     const char *out;
     const char *aad;
 };
-
-/* jansson holds the key file's JSON while it is parsed: its heap is wiped on free, so the JWK
- * text leaves no copy behind (STYLE.md C10). The size comes from malloc_usable_size rather than
- * a header, because libjose releases some jansson results (json_dumps) with plain free(). */
-static void
-wiping_free(void *p)
-{
-    if (p != NULL) {
-        skr_wipe(p, malloc_usable_size(p));
-        free(p);
-    }
-}
 
 static int
 parse_args(int argc, char **argv, const char *use, struct crypt_args *a, bool *done)
@@ -176,7 +164,7 @@ run(int argc, char **argv, bool enc)
                                     "FILE or a redirection");
     }
     /* Before jansson's first allocation: every later one is wiped when freed. */
-    json_set_alloc_funcs(malloc, wiping_free);
+    skr_json_wipe_on_free(); /* the key file's JWK text leaves no copy behind (STYLE.md C10) */
     rc = load_key(a.key, &key);
     if (rc != SKR_EXIT_OK) {
         return rc;

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,25 +23,6 @@
 #include "secret.h"
 #include "skr_limits.h"
 #include "skrd.h"
-
-/* ---- jansson memory is wiped when freed ------------------------------------------------------ */
-
-/* Request bodies (which may carry an access token) are parsed by jansson; its strings are
- * wiped before their memory is returned, like every other buffer that held request data. */
-static void *
-wiping_malloc(size_t n)
-{
-    return malloc(n);
-}
-
-static void
-wiping_free(void *p)
-{
-    if (p != NULL) {
-        skr_wipe(p, malloc_usable_size(p));
-        free(p);
-    }
-}
 
 /* ---- the client loader ----------------------------------------------------------------------- */
 
@@ -345,7 +325,8 @@ main(int argc, char **argv)
         (void)fprintf(stderr, "skrd: cannot make the process non-dumpable: %s\n", skr_err_msg());
         return SKRD_EXIT_FAIL;
     }
-    json_set_alloc_funcs(wiping_malloc, wiping_free);
+    /* request bodies may carry an access token: jansson's heap is wiped on free */
+    skr_json_wipe_on_free();
     rc = skrd_config_load(&cfg, argc, argv);
     if (rc == SKRD_EXIT_OK) {
         switch (cfg.action) {

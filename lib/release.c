@@ -66,6 +66,9 @@ check_device(const char *v, uint64_t min, uint64_t max)
 
     (void)min;
     (void)max;
+    if (strcmp(v, "none") == 0) {
+        return SKR_OK;
+    }
     return skr_snp_dev_parse_spec(v, &cfg);
 }
 
@@ -641,12 +644,17 @@ open_device(struct rel_call *call, struct skr_client *c)
     struct skr_snp_dev_cfg dc;
     const char *trust = rel_opt_str(c->cfg, OPT_TRUST_ROOT);
 
+    const char *spec = rel_opt_str(c->cfg, OPT_SNP_DEVICE);
+    bool none = strcmp(spec, "none") == 0;
+
     TRY(rel_stage(call, "device"));
-    TRY(skr_snp_dev_parse_spec(rel_opt_str(c->cfg, OPT_SNP_DEVICE), &dc));
-    TRY(skr_snp_dev_open(&dc, &c->dev));
+    if (!none) {
+        TRY(skr_snp_dev_parse_spec(spec, &dc));
+        TRY(skr_snp_dev_open(&dc, &c->dev));
+    }
     c->extra_roots = sk_X509_new_null();
     ENSURE(c->extra_roots != NULL, SKR_E_NOMEM, "out of memory");
-    if (dc.kind == SKR_SNP_DEV_EMULATED) {
+    if (!none && dc.kind == SKR_SNP_DEV_EMULATED) {
         TRY(add_emulated_root(dc.path, c->extra_roots));
     }
     if (trust != NULL) {
@@ -859,6 +867,21 @@ skr_client_new(const skr_config *cfg, skr_client **ret, skr_error_info *err)
     }
     *ret = c;
     return finish(&call, SKR_OK, err);
+}
+
+skr_err
+rel_client_token(skr_client *c, const char *resource, struct skr_secret **ret, skr_error_info *err)
+{
+    struct rel_call call;
+    skr_err e;
+
+    call_init(&call, c);
+    if (c == NULL || resource == NULL || ret == NULL) {
+        return finish(&call, skr_err_at(SKR_E_INVALID_ARG, __FILE__, __LINE__, "NULL argument"),
+                      err);
+    }
+    e = rel_identity_token(&call, resource, ret);
+    return finish(&call, e, err);
 }
 
 void

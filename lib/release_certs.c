@@ -65,6 +65,8 @@ get_report(struct rel_call *call, const uint8_t rd[64], struct rel_evidence *ev,
     skr_err e;
 
     TRY(rel_stage(call, "device"));
+    ENSURE(c->dev != NULL, SKR_E_NOT_FOUND,
+           "no SEV-SNP device: the client was made with snp_device none");
     skr_buf_init(&raw, SKR_SNP_REPORT_LEN);
     if (table != NULL) {
         skr_buf_reset(table);

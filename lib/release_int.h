@@ -170,6 +170,11 @@ struct skr_client {
     struct rel_stats stats;
 };
 
+/* A bearer token for resource from the client's identity (workload identity, else IMDS; the
+ * token cache first), for the operator CLI: *ret is a new secret holding the NUL-terminated
+ * token. Fills *err (stage "identity") on failure. Not exported from libskr.so. */
+SKR_NODISCARD skr_err rel_client_token(skr_client *c, const char *resource, struct skr_secret **ret,
+                                       skr_error_info *err);
 /* A snapshot of the counters. */
 void rel_client_stats(struct skr_client *c, struct rel_stats *ret);
 

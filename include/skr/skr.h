@@ -62,6 +62,8 @@ SKR_API const char *skr_version(void);
  *
  * Options (skrd's flags and SKR_* variables map onto these names one to one):
  *   snp_device          auto | tsm[:DIR] | sev-guest[:DEV] | sev[:DEV] | emulated:DIR  (auto)
+ *                       | none: no device; identity and vault calls only (attestation and
+ *                       release fail at stage "device")
  *   security_context_dir  directory with security-policy-base64, host-amd-cert-base64,
  *                       reference-info-base64 (default: none; skrd discovers it)
  *   security_policy     base64 rego policy (legacy UVM_SECURITY_POLICY; file wins)

@@ -48,3 +48,8 @@ int cmd_certs(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_attest(int argc, char **argv);
+int cmd_release(int argc, char **argv);
+int cmd_diagnose(int argc, char **argv);

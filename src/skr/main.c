@@ -30,6 +30,14 @@ static const char usage[] =
     "  policy digest    the HOST_DATA (SHA-256) of a confidential computing security policy\n"
     "  policy build     a release policy JSON from claims and an MAA authority\n"
     "  policy check     evaluate a release policy against a token's claims: allow or deny, why\n"
+    "  key create       create a key in the vault with a release policy\n"
+    "  key import       import a key (generated, or from a file) with a release policy\n"
+    "  key get          show a key and its decoded release policy\n"
+    "  key policy       show or replace a key's release policy\n"
+    "  token            get an Entra access token (managed or workload identity)\n"
+    "  attest           get an MAA token for this platform\n"
+    "  release          release a key through the whole flow (the sidecar's /key/release)\n"
+    "  diagnose         run the release flow step by step and name the first broken step\n"
     "  version          print the version\n"
     "\n"
     "Run 'skr <command> --help' for the options of a command.\n"
@@ -229,6 +237,21 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "policy") == 0) {
         return cmd_policy(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "key") == 0) {
+        return cmd_key(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "token") == 0) {
+        return cmd_token(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "attest") == 0) {
+        return cmd_attest(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "release") == 0) {
+        return cmd_release(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "diagnose") == 0) {
+        return cmd_diagnose(argc - 1, argv + 1);
     }
     return cli_usage_error(usage, "unknown command '%s'", cmd);
 }

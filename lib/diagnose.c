@@ -1,0 +1,2 @@
+/* diagnose.c - the release flow step by step (placeholder; being written). */
+#include "err.h"

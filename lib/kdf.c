@@ -1,0 +1,2 @@
+/* kdf.c - key derivation (placeholder; being written). */
+#include "err.h"

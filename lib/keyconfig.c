@@ -1,0 +1,2 @@
+/* keyconfig.c - import-key configurations (placeholder; being written). */
+#include "err.h"

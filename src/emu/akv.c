@@ -1096,7 +1096,7 @@ jwks_entry_key(struct akv_req *r, const json_t *k, EVP_PKEY **ret)
 
 /* Finds the issuer's key for kid through OIDC discovery. */
 static skr_err
-issuer_key(struct akv_req *r, const char *iss, const char *kid, EVP_PKEY **ret)
+issuer_key_fetch(struct akv_req *r, const char *iss, const char *kid, EVP_PKEY **ret)
 {
     _cleanup_(skr_http_client_freep) struct skr_http_client *c = NULL;
     _cleanup_(json_decrefp) json_t *meta = NULL;
@@ -1149,6 +1149,103 @@ issuer_key(struct akv_req *r, const char *iss, const char *kid, EVP_PKEY **ret)
                   AKV_DENY_PREFIX "The issuer %.200s has no signing key "
                                   "with the token's kid.",
                   iss);
+}
+
+/* The cached key of (iss, kid) when fresh: a new reference in *ret, else *ret stays NULL. */
+static void
+issuer_cache_get(struct emu_ctx *ctx, const char *iss, size_t n, const char *kid, EVP_PKEY **ret)
+{
+    int64_t now = (int64_t)now_s();
+
+    if (pthread_mutex_lock(&ctx->issuer_lock) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < EMU_ISSUER_KEYS; i++) {
+        struct emu_issuer_key *k = &ctx->issuer_keys[i];
+
+        if (k->key != NULL && k->until > now && strlen(k->iss) == n &&
+            strncmp(k->iss, iss, n) == 0 && strcmp(k->kid, kid) == 0 &&
+            EVP_PKEY_up_ref(k->key) == 1) {
+            *ret = k->key;
+            break;
+        }
+    }
+    (void)pthread_mutex_unlock(&ctx->issuer_lock);
+}
+
+/* Keeps (iss, kid) -> key, replacing an expired entry or the one that expires first. Failing to
+ * cache only costs a fetch next time. */
+static void
+issuer_cache_put(struct emu_ctx *ctx, const char *iss, size_t n, const char *kid, EVP_PKEY *key)
+{
+    struct emu_issuer_key *slot = NULL;
+    char *iss_copy = strndup(iss, n);
+    char *kid_copy = strdup(kid);
+
+    if (iss_copy == NULL || kid_copy == NULL || EVP_PKEY_up_ref(key) != 1) {
+        free(iss_copy);
+        free(kid_copy);
+        return;
+    }
+    if (pthread_mutex_lock(&ctx->issuer_lock) != 0) {
+        free(iss_copy);
+        free(kid_copy);
+        EVP_PKEY_free(key);
+        return;
+    }
+    for (size_t i = 0; i < EMU_ISSUER_KEYS; i++) {
+        struct emu_issuer_key *k = &ctx->issuer_keys[i];
+
+        if (slot == NULL || k->key == NULL || k->until < slot->until) {
+            slot = k;
+        }
+        if (k->key == NULL) {
+            break;
+        }
+    }
+    free(slot->iss);
+    free(slot->kid);
+    EVP_PKEY_free(slot->key);
+    *slot = (struct emu_issuer_key){ .iss = iss_copy,
+                                     .kid = kid_copy,
+                                     .key = key,
+                                     .until = (int64_t)now_s() + EMU_ISSUER_KEY_TTL_S };
+    (void)pthread_mutex_unlock(&ctx->issuer_lock);
+}
+
+void
+emu_akv_forget_issuer_keys(struct emu_ctx *ctx)
+{
+    if (pthread_mutex_lock(&ctx->issuer_lock) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < EMU_ISSUER_KEYS; i++) {
+        struct emu_issuer_key *k = &ctx->issuer_keys[i];
+
+        free(k->iss);
+        free(k->kid);
+        EVP_PKEY_free(k->key);
+        *k = (struct emu_issuer_key){ 0 };
+    }
+    (void)pthread_mutex_unlock(&ctx->issuer_lock);
+}
+
+/* Finds the issuer's key for kid: the cache, else OIDC discovery. */
+static skr_err
+issuer_key(struct akv_req *r, const char *iss, const char *kid, EVP_PKEY **ret)
+{
+    size_t n = strlen(iss);
+
+    if (n > 0 && iss[n - 1] == '/') {
+        n--;
+    }
+    issuer_cache_get(r->ctx, iss, n, kid, ret);
+    if (*ret != NULL) {
+        return SKR_OK;
+    }
+    TRY(issuer_key_fetch(r, iss, kid, ret));
+    issuer_cache_put(r->ctx, iss, n, kid, *ret);
+    return SKR_OK;
 }
 
 static skr_err

@@ -162,6 +162,10 @@ emu_ctx_load(const char *dir, struct emu_ctx *ctx)
     memset(ctx, 0, sizeof(*ctx));
     ENSURE(dir != NULL && *dir != '\0', SKR_E_INVALID_ARG, "no DIR");
     ENSURE(pthread_mutex_init(&ctx->store_lock, NULL) == 0, SKR_E_NOMEM, "pthread_mutex_init");
+    if (pthread_mutex_init(&ctx->issuer_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->store_lock);
+        FAIL(SKR_E_NOMEM, "pthread_mutex_init");
+    }
     e = ctx_load(dir, ctx);
     if (e != SKR_OK) {
         emu_ctx_done(ctx);
@@ -185,6 +189,12 @@ emu_ctx_done(struct emu_ctx *ctx)
     skr_x509_stack_free(ctx->tls_chain);
     X509_free(ctx->ca);
     skr_x509_stack_free(ctx->snp_roots);
+    for (size_t i = 0; i < EMU_ISSUER_KEYS; i++) {
+        free(ctx->issuer_keys[i].iss);
+        free(ctx->issuer_keys[i].kid);
+        EVP_PKEY_free(ctx->issuer_keys[i].key);
+    }
+    pthread_mutex_destroy(&ctx->issuer_lock);
     pthread_mutex_destroy(&ctx->store_lock);
     memset(ctx, 0, sizeof(*ctx));
 }

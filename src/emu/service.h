@@ -20,6 +20,19 @@
 #include "snp_certs.h"
 #include "snp_report.h"
 
+/* Token issuers' signing keys the Key Vault emulator found through OIDC discovery, kept for
+ * EMU_ISSUER_KEY_TTL_S so that a release does not cost two HTTPS fetches and their TLS handshakes
+ * (Key Vault caches an attestation provider's keys too). A kid not in the cache is fetched. */
+#define EMU_ISSUER_KEYS      8
+#define EMU_ISSUER_KEY_TTL_S 300
+
+struct emu_issuer_key {
+    char *iss; /* without a trailing '/' */
+    char *kid;
+    EVP_PKEY *key;
+    int64_t until; /* Unix seconds */
+};
+
 struct emu_ctx {
     char *dir;
     json_t *config; /* emu.json */
@@ -32,11 +45,13 @@ struct emu_ctx {
     EVP_PKEY *tls_key;          /* also signs Key Vault release JWS (x5c = tls_chain) */
     STACK_OF(X509) * tls_chain; /* leaf (localhost, 127.0.0.1, ::1), then the CA */
     X509 *ca;
-    STACK_OF(X509) * snp_roots; /* DIR/snp/ark.pem: trusted by MAA next to the AMD roots */
-    char imds_url[80];          /* "http://127.0.0.1:P" */
-    char maa_url[80];           /* "https://127.0.0.1:P" */
-    char akv_url[80];           /* "https://127.0.0.1:P" */
-    pthread_mutex_t store_lock; /* the key store (DIR/keys/store.json) */
+    STACK_OF(X509) * snp_roots;  /* DIR/snp/ark.pem: trusted by MAA next to the AMD roots */
+    char imds_url[80];           /* "http://127.0.0.1:P" */
+    char maa_url[80];            /* "https://127.0.0.1:P" */
+    char akv_url[80];            /* "https://127.0.0.1:P" */
+    pthread_mutex_t store_lock;  /* the key store (DIR/keys/store.json) */
+    pthread_mutex_t issuer_lock; /* issuer_keys */
+    struct emu_issuer_key issuer_keys[EMU_ISSUER_KEYS];
 };
 
 /* Loads DIR as `skr-emu init` wrote it (paths in emu.h). */
@@ -52,6 +67,9 @@ skr_err emu_maa_handle(void *ctx, const struct skr_http_request *req,
 /* Key Vault / Managed HSM (https): keys API and release. */
 skr_err emu_akv_handle(void *ctx, const struct skr_http_request *req,
                        struct skr_http_response *resp);
+
+/* Empties the issuer key cache (tests that change an issuer's metadata between requests). */
+void emu_akv_forget_issuer_keys(struct emu_ctx *ctx);
 
 /* Verifies an Entra access token issued by this emulator (signature with the Entra key, exp,
  * nbf, aud == audience or audience + "/"); *ret_claims is a new reference. */

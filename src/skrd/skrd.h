@@ -23,6 +23,11 @@
 #define SKRD_EXIT_FAIL  1
 #define SKRD_EXIT_USAGE 2
 
+/* malloc arenas (mallopt M_ARENA_MAX): see main() */
+#define SKRD_MALLOC_ARENAS 2
+/* Seconds between malloc_trim(0) calls of the main thread (see serve()). */
+#define SKRD_TRIM_INTERVAL_S 5
+
 enum skrd_action {
     SKRD_RUN,
     SKRD_HELP,

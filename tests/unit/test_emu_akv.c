@@ -1002,7 +1002,9 @@ test_release_denied(void **state)
                          "no authority matches issuer https://sharedeus.eus.attest.azure.net");
     free(t);
 
-    /* metadata that sends the key fetch to another host */
+    /* metadata that sends the key fetch to another host (the issuer's key is cached by now:
+     * forget it so that the metadata is fetched again) */
+    emu_akv_forget_issuer_keys(&g.ctx);
     g_jwks_elsewhere = true;
     t = maa_token(g.ctx.maa_key, g.ctx.maa_url, HOSTDATA, 3600, true);
     expect_release_error("deny", t, g.token, 403, "Forbidden", "not on the issuer's host");

@@ -228,7 +228,7 @@ static int
 parse_fault(const char *spec, struct service *svcs)
 {
     char buf[128];
-    char *field[4];
+    char *field[4] = { NULL, NULL, NULL, NULL };
     size_t n = 0;
     struct fault f = { 0 };
     char *p;

@@ -87,6 +87,9 @@ const char skrd_usage[] =
     "  --socket PATH           also serve on a Unix socket, mode 0600 (SKR_SOCKET)\n"
     "  --max-releases N        concurrent /key/release calls, 1..64; more get 503 at once\n"
     "                          (SKR_MAX_RELEASES; default 8)\n"
+    "  --no-sandbox            skip no-new-privs and the seccomp allow-list applied before\n"
+    "                          serving (SKR_NO_SANDBOX=1; for strace or valgrind only:\n"
+    "                          docs/security.md)\n"
     "\n"
     "  --check-config          print the effective configuration (JSON, with the source of each\n"
     "                          value) and exit\n"
@@ -103,6 +106,7 @@ enum setting_id {
     S_PORT,
     S_LISTEN,
     S_ALLOW_NON_LOOPBACK,
+    S_NO_SANDBOX,
     S_SOCKET,
     S_MAX_RELEASES,
     S_LOG_LEVEL,
@@ -155,6 +159,7 @@ static const struct setting settings[S_COUNT] = {
     [S_LISTEN] = { "listen", "listen", "SKR_LISTEN", "127.0.0.1", false, false },
     [S_ALLOW_NON_LOOPBACK] = { "allow_non_loopback", "allow-non-loopback", "SKR_ALLOW_NON_LOOPBACK",
                                "false", true, false },
+    [S_NO_SANDBOX] = { "no_sandbox", "no-sandbox", "SKR_NO_SANDBOX", "false", true, false },
     [S_SOCKET] = { "socket", "socket", "SKR_SOCKET", NULL, false, false },
     [S_MAX_RELEASES] = { "max_releases", "max-releases", "SKR_MAX_RELEASES", "8", false, false },
     [S_LOG_LEVEL] = { "log_level", "loglevel", "LogLevel", "warning", false, false },
@@ -686,6 +691,9 @@ check_own(struct loader *l, struct skrd_config *cfg)
     if (!parse_bool(v[S_ALLOW_NON_LOOPBACK].value, &cfg->allow_non_loopback)) {
         return bad_value(&v[S_ALLOW_NON_LOOPBACK], "allow-non-loopback",
                          "expected true or false (1 or 0)");
+    }
+    if (!parse_bool(v[S_NO_SANDBOX].value, &cfg->no_sandbox)) {
+        return bad_value(&v[S_NO_SANDBOX], "no-sandbox", "expected true or false (1 or 0)");
     }
     if (strcmp(v[S_SERVER_TYPE].value, "http") != 0) {
         return bad_value(&v[S_SERVER_TYPE], "server_type",

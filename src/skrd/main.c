@@ -326,6 +326,22 @@ print_effective(const struct skrd_config *cfg)
     return SKRD_EXIT_OK;
 }
 
+/* Before any thread starts, so that all of them inherit the filter (sandbox.c). */
+static int
+sandbox(const struct skrd_config *cfg)
+{
+    if (cfg->no_sandbox) {
+        skr_log_warn("--no-sandbox: running without no-new-privs and the seccomp allow-list");
+        return SKRD_EXIT_OK;
+    }
+    if (skrd_sandbox_apply() != SKR_OK) {
+        skr_log_error("cannot apply the sandbox: %s (--no-sandbox runs without it)", skr_err_msg());
+        return SKRD_EXIT_FAIL;
+    }
+    skr_log_debug("sandbox applied: no-new-privs, seccomp allow-list");
+    return SKRD_EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -360,6 +376,9 @@ main(int argc, char **argv)
             rc = open_log(&cfg, &log);
             if (rc == SKRD_EXIT_OK) {
                 skr_log_init("skrd", cfg.log_level, log);
+                rc = sandbox(&cfg);
+            }
+            if (rc == SKRD_EXIT_OK) {
                 rc = serve(&cfg, log);
             }
             break;

@@ -41,6 +41,7 @@ struct skrd_config {
     char *listen;  /* numeric address or "localhost" */
     bool listen_is_loopback;
     bool allow_non_loopback;
+    bool no_sandbox;   /* --no-sandbox: skip skrd_sandbox_apply */
     char *socket_path; /* NULL: no Unix socket */
     unsigned int max_releases;
     enum skr_log_level log_level;
@@ -86,3 +87,9 @@ skr_err skrd_handle(void *ctx, const struct skr_http_request *req, struct skr_ht
 /* The skr_http_error_handler: skrd's error shape for 413 and 500, with the request log line. */
 skr_err skrd_handle_error(void *ctx, const struct skr_http_request *req, unsigned int status,
                           const char *message, struct skr_http_response *resp);
+
+/* ---- sandbox (sandbox.c) ---------------------------------------------------------------- */
+
+/* No-new-privs and the seccomp allow-list, for this thread and every thread it starts later;
+ * irreversible. */
+SKR_NODISCARD skr_err skrd_sandbox_apply(void);

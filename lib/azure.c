@@ -1043,6 +1043,75 @@ skr_akv_get_key(struct skr_http_client *c, const char *akv_endpoint, const char 
                                  ret);
 }
 
+/* ---- AKV: keys with a body (import, create, update) ----------------------------------------- */
+
+/* One keys call with a JSON body: url = {base}/keys/{kid}{suffix}?api-version=...; the key
+ * bundle of a 2xx reply in *ret. kid must be a plain name unless allow_version. */
+static skr_err
+akv_key_call(struct skr_http_client *c, const char *method, const char *akv_endpoint,
+             const char *kid, bool allow_version, const char *suffix, const char *api_version,
+             const char *bearer, struct skr_span body, json_t **ret, struct skr_upstream *up)
+{
+    _cleanup_(skr_buf_donep) struct skr_buf url = { 0 };
+    _cleanup_(skr_buf_donep) struct skr_buf auth = { 0 };
+    _cleanup_(skr_http_reply_done) struct skr_http_reply reply = { 0 };
+    const char *headers[4] = { NULL, "Content-Type: application/json", "Accept: application/json",
+                               NULL };
+    struct skr_upstream scratch = { 0 };
+    const char *u = NULL;
+
+    up = up != NULL ? up : &scratch;
+    *up = (struct skr_upstream){ 0 };
+    ENSURE(c != NULL && kid != NULL && ret != NULL && body.ptr != NULL, SKR_E_INVALID_ARG,
+           "NULL argument");
+    ENSURE(body.len > 0 && body.len <= SKR_MAX_HTTP_BODY_BYTES, SKR_E_INVALID_ARG,
+           "AKV: empty or oversized request body");
+    ENSURE(allow_version || strchr(kid, '/') == NULL, SKR_E_INVALID_ARG,
+           "AKV: expected a key name without a version");
+    api_version = api_version != NULL ? api_version : AZ_AKV_API_VERSION;
+    TRY(check_api_version(api_version));
+    skr_buf_init(&url, AZ_MAX_URL);
+    TRY(akv_key_url(akv_endpoint, kid, &url));
+    TRY(skr_buf_printf(&url, "%s?api-version=%s", suffix, api_version));
+    TRY(skr_buf_cstr(&url, &u));
+    skr_buf_init(&auth, SKR_MAX_JWT_BYTES + 64);
+    TRY(auth_header(bearer, &auth, &headers[0]));
+    TRY(az_request(
+        c,
+        &(struct az_call){
+            .service = "AKV", .method = method, .url = u, .headers = headers, .body = body },
+        &reply, up));
+    return skr_json_parse_object(skr_buf_span(&reply.body), SKR_MAX_JSON_BYTES, "AKV key bundle",
+                                 ret);
+}
+
+skr_err
+skr_akv_import_key(struct skr_http_client *c, const char *akv_endpoint, const char *name,
+                   const char *api_version, const char *bearer, struct skr_span body, json_t **ret,
+                   struct skr_upstream *up)
+{
+    return akv_key_call(c, "PUT", akv_endpoint, name, false, "", api_version, bearer, body, ret,
+                        up);
+}
+
+skr_err
+skr_akv_create_key(struct skr_http_client *c, const char *akv_endpoint, const char *name,
+                   const char *api_version, const char *bearer, struct skr_span body, json_t **ret,
+                   struct skr_upstream *up)
+{
+    return akv_key_call(c, "POST", akv_endpoint, name, false, "/create", api_version, bearer, body,
+                        ret, up);
+}
+
+skr_err
+skr_akv_update_key(struct skr_http_client *c, const char *akv_endpoint, const char *kid,
+                   const char *api_version, const char *bearer, struct skr_span body, json_t **ret,
+                   struct skr_upstream *up)
+{
+    return akv_key_call(c, "PATCH", akv_endpoint, kid, true, "", api_version, bearer, body, ret,
+                        up);
+}
+
 /* ---- AKV: the release JWS ------------------------------------------------------------------ */
 
 void

@@ -139,6 +139,28 @@ SKR_NODISCARD skr_err skr_akv_get_key(struct skr_http_client *c, const char *akv
                                       const char *kid, const char *api_version, const char *bearer,
                                       json_t **ret, struct skr_upstream *up);
 
+/*
+ * The keys API with a request body (PROTOCOLS.md §7.5): import PUT {base}/keys/{name}, create
+ * POST {base}/keys/{name}/create, update PATCH {base}/keys/{kid} (kid = name or name/version,
+ * or a key URL on the same vault), each ?api-version=<api_version> (NULL: "7.4") with
+ * Authorization: Bearer <bearer>. body (JSON, 1 byte..1 MiB) is sent as given: an import body
+ * holds private key material, so the caller keeps it in a wiped buffer (lib/keyconfig.h builds
+ * them). On 2xx the key bundle is returned (new reference); errors as for every call here,
+ * with up filled (AKV's error code, e.g. BadParameter, and message, e.g. "AKV.SKR.1020: ...").
+ */
+SKR_NODISCARD skr_err skr_akv_import_key(struct skr_http_client *c, const char *akv_endpoint,
+                                         const char *name, const char *api_version,
+                                         const char *bearer, struct skr_span body, json_t **ret,
+                                         struct skr_upstream *up);
+SKR_NODISCARD skr_err skr_akv_create_key(struct skr_http_client *c, const char *akv_endpoint,
+                                         const char *name, const char *api_version,
+                                         const char *bearer, struct skr_span body, json_t **ret,
+                                         struct skr_upstream *up);
+SKR_NODISCARD skr_err skr_akv_update_key(struct skr_http_client *c, const char *akv_endpoint,
+                                         const char *kid, const char *api_version,
+                                         const char *bearer, struct skr_span body, json_t **ret,
+                                         struct skr_upstream *up);
+
 /* A verified release response. */
 struct skr_akv_released {
     json_t *payload;              /* the whole JWS payload (owned) */

@@ -129,3 +129,14 @@
 /* A key file for skr encrypt/decrypt: a bare JWK or skrd's {"key":"<JWK>"}; an RSA-8192 private
  * JWK is ~6 KiB of text, ~7 KiB once escaped inside a JSON string. */
 #define SKR_MAX_KEY_FILE_BYTES (64u * 1024u)
+
+/* ---- skr key (lib/keyconfig.c) ---- */
+
+/* An import-key configuration file: the reference's examples are ~1.2 KiB; a full release
+ * policy inside one stays below SKR_MAX_POLICY_BYTES (64 KiB, lib/policy.h), plus the rest. */
+#define SKR_MAX_KEY_CONFIG_BYTES (128u * 1024u)
+
+/* key_derivation.salt (decoded) and .label: the reference's examples use 32-byte salts and
+ * short labels; HKDF takes any length, 1 KiB bounds what we hex-decode and log-free echo. */
+#define SKR_MAX_KDF_SALT_BYTES 1024u
+#define SKR_MAX_KDF_LABEL      1024u

@@ -180,6 +180,11 @@ cli_client_new(struct cli_client_opts *o, const char *what, skr_client **ret)
     return SKR_EXIT_OK;
 }
 
+/* A bearer token lives in a skr_secret with its NUL: the smaller of a JWT's and a secret's
+ * bound (a secret of SKR_MAX_JWT_BYTES could not be allocated). */
+#define MAX_BEARER                                                                                 \
+    (SKR_MAX_JWT_BYTES < SKR_MAX_SECRET_BYTES ? SKR_MAX_JWT_BYTES : SKR_MAX_SECRET_BYTES - 1u)
+
 /* A token given directly: visible ASCII only, bounded like any JWT. */
 static int
 token_from(const char *src, struct skr_span t, struct skr_secret **ret)
@@ -188,9 +193,9 @@ token_from(const char *src, struct skr_span t, struct skr_secret **ret)
                          t.ptr[t.len - 1] == ' ' || t.ptr[t.len - 1] == '\t')) {
         t.len--;
     }
-    if (t.len == 0 || t.len > SKR_MAX_JWT_BYTES) {
+    if (t.len == 0 || t.len > MAX_BEARER) {
         (void)fprintf(stderr, "skr: %s: the token is empty or longer than %u bytes\n", src,
-                      (unsigned int)SKR_MAX_JWT_BYTES);
+                      (unsigned int)MAX_BEARER);
         return SKR_EXIT_USAGE;
     }
     for (size_t i = 0; i < t.len; i++) {
@@ -220,7 +225,7 @@ token_from_file(const char *path, struct skr_secret **ret)
     size_t n;
     char what[300];
 
-    if (skr_secret_new(SKR_MAX_JWT_BYTES + 2, &raw) != SKR_OK) {
+    if (skr_secret_new(MAX_BEARER + 1, &raw) != SKR_OK) {
         (void)fputs("skr: out of memory\n", stderr);
         return SKR_EXIT_UPSTREAM;
     }

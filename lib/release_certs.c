@@ -109,6 +109,7 @@ struct finder {
 struct cand {
     struct skr_buf pem;
     char tcbm[17];
+    const char *source; /* a static string naming the source */
 };
 
 static void
@@ -182,6 +183,7 @@ from_thim(struct finder *f, const struct skr_thim *t, const char *source, struct
     }
     TRY(skr_buf_append_str(&ret->pem, t->chain_pem));
     (void)snprintf(ret->tcbm, sizeof(ret->tcbm), "%s", t->tcbm_str);
+    ret->source = source;
     *found = true;
     return SKR_OK;
 }
@@ -201,6 +203,7 @@ from_set(struct finder *f, const struct skr_cert_set *s, const char *source, str
     TRY(skr_vcek_ext_decode(s->vcek, &ext));
     TRY(set_to_pem(s, f->product, ext.is_vlek, &ret->pem));
     skr_snp_tcb_tcbm(tcb, ret->tcbm);
+    ret->source = source;
     *found = true;
     return SKR_OK;
 }
@@ -371,6 +374,7 @@ cache_get(struct finder *f, struct cand *ret)
             memcmp(e->chip_id, f->report->chip_id, 64) == 0) {
             hit = skr_buf_append_str(&ret->pem, e->chain_pem) == SKR_OK;
             memcpy(ret->tcbm, e->tcbm, sizeof(ret->tcbm));
+            ret->source = "the client's certificate cache";
             e->stamp = ++c->cert_clock;
         }
     }
@@ -537,7 +541,7 @@ rel_evidence_get(struct rel_call *call, struct skr_span runtime, bool need_certs
                  struct rel_evidence *ev)
 {
     _cleanup_(skr_buf_donep) struct skr_buf table = { 0 };
-    struct finder f = { .call = call, .report = &ev->report, .use_cache = true };
+    struct finder f = { .call = call, .report = &ev->report, .use_cache = !call->no_cert_cache };
     struct cand cand = { 0 };
     uint8_t rd[64];
     bool found = false;
@@ -567,6 +571,7 @@ rel_evidence_get(struct rel_call *call, struct skr_span runtime, bool need_certs
     }
     e = skr_buf_append_span(&ev->chain_pem, skr_buf_span(&cand.pem));
     memcpy(ev->tcbm, cand.tcbm, sizeof(ev->tcbm));
+    ev->source = cand.source;
     skr_buf_done(&cand.pem);
     TRY(e);
     call->up = (struct skr_upstream){ 0 };

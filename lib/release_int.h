@@ -185,8 +185,9 @@ struct rel_call {
     const char *stage;
     uint64_t deadline_ms; /* CLOCK_MONOTONIC milliseconds; 0: none */
     struct skr_upstream up;
-    char message[512]; /* replaces the error message when set */
-    char hint[256];    /* replaces the stage's generic hint when set */
+    char message[512];  /* replaces the error message when set */
+    char hint[256];     /* replaces the stage's generic hint when set */
+    bool no_cert_cache; /* skr diagnose: look the certificates up past the cache */
 };
 
 /* Enters stage: fails with SKR_E_TIMEOUT naming it when the deadline has passed. */
@@ -200,6 +201,7 @@ struct rel_evidence {
     struct skr_snp_report report;
     struct skr_buf chain_pem; /* VCEK, ASK, ARK */
     char tcbm[17];            /* THIM tcbm of the chain (endorsed_tcb) */
+    const char *source;       /* where the chain came from (a static string), NULL: none yet */
 };
 void rel_evidence_done(struct rel_evidence *ev);
 static inline void

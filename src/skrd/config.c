@@ -96,9 +96,9 @@ const char skrd_usage[] =
     "  --help                  this text\n"
     "  --version               the version\n"
     "\n"
-    "Routes: GET /status, POST /attest/raw, /attest/combined, /attest/maa, /key/release\n"
-    "(docs/skrd.md). Exit codes: 0 ok (also after SIGTERM), 1 cannot start, 2 bad\n"
-    "configuration.\n";
+    "Routes: GET /status, POST /attest/raw, /attest/combined, /attest/maa, /key/release,\n"
+    "GET /diagnose?maa=&akv=&kid= (local callers only) (docs/skrd.md). Exit codes: 0 ok (also\n"
+    "after SIGTERM), 1 cannot start, 2 bad configuration.\n";
 
 /* ---- the settings table ---------------------------------------------------------------------- */
 

@@ -214,6 +214,7 @@ serve(struct skrd_config *cfg, FILE *log)
     skr_err e = SKR_OK;
 
     st.max_releases = cfg->max_releases;
+    st.lib_cfg = cfg->lib;
     ld.st = &st;
     ld.cfg = cfg->lib;
     pthread_mutex_init(&ld.lock, NULL);

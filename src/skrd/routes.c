@@ -8,6 +8,9 @@
  *   POST /attest/maa        {"maa_endpoint","runtime_data"} -> {"token"}
  *   POST /key/release       {"maa_endpoint","akv_endpoint","kid","access_token"?}
  *                           -> {"key": "<JWK as a JSON string>"}
+ *   GET  /diagnose?maa=&akv=&kid=[&no_release=1]
+ *                           the release flow step by step (lib/diagnose.h), the JSON of
+ *                           `skr diagnose --format json`; loopback and Unix socket peers only
  *
  * Errors are {"error": "..."} plus "stage", "code", "upstream_status", "request_id" and "hint"
  * when known; 400 for bad input, 403 for a failed attestation or release (500 for
@@ -23,6 +26,7 @@
 #include <time.h>
 
 #include "b64.h"
+#include "diagnose.h"
 #include "json.h"
 #include "skr_limits.h"
 #include "skrd.h"
@@ -491,6 +495,81 @@ route_key_release(struct skrd_state *st, const struct skr_http_request *req,
     return e;
 }
 
+/* A yes/no query parameter: absent or 0/false -> false, 1/true -> true; else *ok is false. */
+static bool
+query_flag(const struct skr_http_request *req, const char *key, bool *ok)
+{
+    const char *v = skr_http_request_query(req, key);
+
+    *ok = true;
+    if (v == NULL || strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+        return false;
+    }
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || v[0] == '\0') {
+        return true;
+    }
+    *ok = false;
+    return false;
+}
+
+/* GET /diagnose: for local callers only, since its details name the identity, the key and the
+ * platform, and it makes a real release attempt. With a ready client it diagnoses through it;
+ * before that (or when the client failed) it builds its own from the configuration. */
+static skr_err
+route_diagnose(struct skrd_state *st, const struct skr_http_request *req,
+               struct skr_http_response *resp, struct outcome *out)
+{
+    _cleanup_(json_decrefp) json_t *v = NULL;
+    struct skr_diag_request dr = { 0 };
+    skr_client *c = ready_client(st);
+    unsigned int before = 0;
+    bool ok = false;
+    skr_err e;
+
+    if (!req->remote_is_loopback) {
+        return respond_error(resp, 403, "input", NULL, out,
+                             "GET /diagnose answers local callers only (a loopback address or "
+                             "the Unix socket)");
+    }
+    if (c == NULL && st->lib_cfg == NULL) {
+        return respond_not_ready(st, resp, out);
+    }
+    dr.maa_endpoint = skr_http_request_query(req, "maa");
+    dr.akv_endpoint = skr_http_request_query(req, "akv");
+    dr.kid = skr_http_request_query(req, "kid");
+    dr.no_release = query_flag(req, "no_release", &ok);
+    if (!ok) {
+        return BAD_INPUT(resp, out, "query parameter 'no_release' must be 1, true, 0 or false");
+    }
+    if ((dr.akv_endpoint == NULL || dr.akv_endpoint[0] == '\0') !=
+        (dr.kid == NULL || dr.kid[0] == '\0')) {
+        return BAD_INPUT(resp, out, "query parameters 'akv' and 'kid' go together");
+    }
+    before = atomic_fetch_add(&st->releases, 1u);
+    if (before >= st->max_releases) {
+        atomic_fetch_sub(&st->releases, 1u);
+        e = respond_error(resp, 503, "input", NULL, out,
+                          "too many concurrent key releases and diagnoses (at most %u, "
+                          "--max-releases); retry shortly",
+                          st->max_releases);
+        if (e == SKR_OK) {
+            e = skr_http_response_add_header(resp, "Retry-After", "1");
+        }
+        return e;
+    }
+    e = skr_diagnose(st->lib_cfg, c, &dr, &v);
+    atomic_fetch_sub(&st->releases, 1u);
+    if (e == SKR_E_INVALID_ARG) {
+        return BAD_INPUT(resp, out, "%s", skr_err_msg());
+    }
+    TRY(e);
+    if (!json_is_true(json_object_get(v, "ok"))) {
+        (void)snprintf(out->stage, sizeof(out->stage), "%s", "diagnose");
+    }
+    TRY(skr_http_respond_json(resp, 200, v));
+    return skr_http_response_add_header(resp, "Cache-Control", "no-store");
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 static const struct route {
@@ -503,6 +582,7 @@ static const struct route {
     { "/attest/combined", "POST", route_attest_combined },
     { "/attest/maa", "POST", route_attest_maa },
     { "/key/release", "POST", route_key_release },
+    { "/diagnose", "GET", route_diagnose },
 };
 
 static double
@@ -546,7 +626,8 @@ skrd_handle(void *ctx, const struct skr_http_request *req, struct skr_http_respo
     if (r == NULL) {
         e = respond_error(resp, 404, "input", NULL, &out,
                           "no such route (routes: GET /status, POST /attest/raw, POST "
-                          "/attest/combined, POST /attest/maa, POST /key/release)");
+                          "/attest/combined, POST /attest/maa, POST /key/release, GET "
+                          "/diagnose)");
     } else if (strcmp(req->method, r->method) != 0) {
         e = respond_error(resp, 405, "input", NULL, &out, "method not allowed: %s takes %s only",
                           r->path, r->method);

@@ -77,8 +77,11 @@ struct skrd_state {
     /* Why not ready (phase FAILED): written before phase is published, read-only after. */
     char reason[600];
     char reason_stage[16];
-    atomic_uint releases; /* /key/release calls in progress */
+    atomic_uint releases; /* /key/release and /diagnose calls in progress */
     unsigned int max_releases;
+    /* The configuration, for GET /diagnose while the client is not ready (it builds its own);
+     * set before the listeners start, read-only after. */
+    const skr_config *lib_cfg;
 };
 
 /* The skr_http_handler of skrd (ctx is a struct skrd_state). Never fails for bad input: every

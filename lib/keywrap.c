@@ -14,9 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "ossl.h"
 #include "skr_limits.h"
@@ -314,27 +318,239 @@ skr_rsa_aes_wrap(EVP_PKEY *rsa_pub, enum skr_kw_alg alg, struct skr_span plainte
 
 /* ---- released key material ------------------------------------------------------------ */
 
+/*
+ * The released key is decoded here, DER walked in place, rather than by EVP_PKCS82PKEY: in
+ * OpenSSL 3.0 that goes through the DER decoders, which copy the key into buffers they free
+ * without wiping. tests/cli/test_hygiene.sh found the raw bytes of an EC key's d (and, in a
+ * smaller program, an RSA key's p) in freed heap after skr_client_free. Here every byte of the
+ * key stays in the caller's secret and in p8 (PKCS8_PRIV_KEY_INFO_free clears its key octets);
+ * the numbers go into secure BIGNUMs and through OSSL_PARAM_BLD (whose private part is freed
+ * with OPENSSL_secure_clear_free) into EVP_PKEY_fromdata.
+ */
+
+/* One DER TLV of the given (single-byte) tag, definite length, contents in *val. */
+static skr_err
+der_tlv(struct skr_rd *rd, uint8_t tag, struct skr_span *val)
+{
+    uint8_t t = 0;
+    uint8_t b = 0;
+    size_t len = 0;
+
+    TRY(skr_rd_u8(rd, &t));
+    TRY(skr_rd_u8(rd, &b));
+    ENSURE(t == tag, SKR_E_MALFORMED, "PKCS#8 key: unexpected DER tag");
+    if (b < 0x80) {
+        len = b;
+    } else {
+        size_t n = b & 0x7fu;
+
+        ENSURE(n >= 1 && n <= 3, SKR_E_MALFORMED, "PKCS#8 key: bad DER length");
+        for (size_t i = 0; i < n; i++) {
+            TRY(skr_rd_u8(rd, &b));
+            len = len << 8 | b;
+        }
+    }
+    return skr_rd_bytes(rd, len, val);
+}
+
+/* True when the next TLV in rd has this tag (rd unchanged). */
+static bool
+der_next_is(const struct skr_rd *rd, uint8_t tag)
+{
+    struct skr_rd peek = *rd;
+    uint8_t t = 0;
+
+    return skr_rd_u8(&peek, &t) == SKR_OK && t == tag;
+}
+
+static void
+param_bld_freep(OSSL_PARAM_BLD **p)
+{
+    OSSL_PARAM_BLD_free(*p);
+}
+
+static void
+params_freep(OSSL_PARAM **p)
+{
+    OSSL_PARAM_free(*p);
+}
+
+/* The numbers of a key being built: OSSL_PARAM_BLD_push_BN keeps the pointer until
+ * OSSL_PARAM_BLD_to_param, so they live until the key is made. */
+struct key_nums {
+    BIGNUM *bn[8];
+    size_t n;
+    unsigned char *pub; /* an EC public point (OSSL_PARAM_BLD_push_octet_string keeps it too) */
+};
+
+static void
+key_nums_done(struct key_nums *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        BN_clear_free(k->bn[i]);
+    }
+    k->n = 0;
+    OPENSSL_free(k->pub);
+    k->pub = NULL;
+}
+
+/* A new secure BIGNUM of bytes v, owned by k. */
+static skr_err
+key_num(struct key_nums *k, struct skr_span v, BIGNUM **ret)
+{
+    BIGNUM *bn;
+
+    ENSURE(k->n < SKR_ARRAY_LEN(k->bn), SKR_E_INTERNAL, "too many key numbers");
+    bn = BN_secure_new();
+    ENSURE(bn != NULL, SKR_E_NOMEM, "out of memory");
+    k->bn[k->n++] = bn;
+    ENSURE(BN_bin2bn(v.ptr, (int)v.len, bn) != NULL, SKR_E_NOMEM, "out of memory");
+    *ret = bn;
+    return SKR_OK;
+}
+
+/* A non-negative DER INTEGER pushed as param name. */
+static skr_err
+push_int(OSSL_PARAM_BLD *bld, struct key_nums *k, struct skr_rd *rd, const char *name)
+{
+    struct skr_span v;
+    BIGNUM *bn = NULL;
+
+    TRY(der_tlv(rd, 0x02, &v));
+    ENSURE(v.len > 0 && v.len <= 2048 && (v.ptr[0] & 0x80u) == 0, SKR_E_MALFORMED,
+           "PKCS#8 key: bad INTEGER");
+    TRY(key_num(k, v, &bn));
+    TRY_OSSL(OSSL_PARAM_BLD_push_BN(bld, name, bn), SKR_E_NOMEM, "out of memory");
+    return SKR_OK;
+}
+
+/* RFC 8017 A.1.2 RSAPrivateKey, two primes (version 0). */
+static skr_err
+rsa_params(OSSL_PARAM_BLD *bld, struct key_nums *k, struct skr_rd *rd)
+{
+    static const char *const names[] = {
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+    };
+    struct skr_span v;
+
+    TRY(der_tlv(rd, 0x02, &v));
+    ENSURE(v.len == 1 && v.ptr[0] == 0, SKR_E_UNSUPPORTED,
+           "PKCS#8 RSA key: only two-prime keys (version 0) are supported");
+    for (size_t i = 0; i < SKR_ARRAY_LEN(names); i++) {
+        TRY(push_int(bld, k, rd, names[i]));
+    }
+    ENSURE(skr_rd_left(rd) == 0, SKR_E_MALFORMED, "PKCS#8 RSA key: trailing data");
+    return SKR_OK;
+}
+
+/* RFC 5915 ECPrivateKey (version 1) on the named curve of the AlgorithmIdentifier; the public
+ * point is computed from d (a [1] publicKey, when present, is not trusted instead). */
+static skr_err
+ec_params(OSSL_PARAM_BLD *bld, struct key_nums *k, struct skr_rd *rd, const X509_ALGOR *alg)
+{
+    BIGNUM *d = NULL;
+    const ASN1_OBJECT *curve = NULL;
+    const void *pval = NULL;
+    EC_GROUP *group = NULL;
+    EC_POINT *point = NULL;
+    struct skr_span v;
+    const char *name;
+    int ptype = 0;
+    size_t pub_len = 0;
+    int nid;
+
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    ENSURE(ptype == V_ASN1_OBJECT && pval != NULL, SKR_E_UNSUPPORTED,
+           "PKCS#8 EC key: only named curves are supported");
+    curve = pval;
+    nid = OBJ_obj2nid(curve);
+    name = OBJ_nid2sn(nid);
+    ENSURE(nid != NID_undef && name != NULL, SKR_E_UNSUPPORTED, "PKCS#8 EC key: unknown curve");
+    TRY(der_tlv(rd, 0x02, &v));
+    ENSURE(v.len == 1 && v.ptr[0] == 1, SKR_E_MALFORMED, "PKCS#8 EC key: version is not 1");
+    TRY(der_tlv(rd, 0x04, &v));
+    ENSURE(v.len > 0 && v.len <= 66, SKR_E_MALFORMED, "PKCS#8 EC key: bad private key length");
+    TRY(key_num(k, v, &d));
+    if (der_next_is(rd, 0xa0)) {
+        TRY(der_tlv(rd, 0xa0, &v)); /* the same curve repeated; the AlgorithmIdentifier rules */
+    }
+    if (der_next_is(rd, 0xa1)) {
+        TRY(der_tlv(rd, 0xa1, &v));
+    }
+    ENSURE(skr_rd_left(rd) == 0, SKR_E_MALFORMED, "PKCS#8 EC key: trailing data");
+
+    group = EC_GROUP_new_by_curve_name(nid);
+    ENSURE(group != NULL, SKR_E_UNSUPPORTED, "PKCS#8 EC key: unsupported curve");
+    point = EC_POINT_new(group);
+    if (point == NULL || BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(group)) >= 0 ||
+        EC_POINT_mul(group, point, d, NULL, NULL, NULL) != 1 ||
+        (pub_len =
+             EC_POINT_point2buf(group, point, POINT_CONVERSION_UNCOMPRESSED, &k->pub, NULL)) == 0) {
+        EC_POINT_free(point);
+        EC_GROUP_free(group);
+        ERR_clear_error();
+        FAIL(SKR_E_MALFORMED, "PKCS#8 EC key: private key out of range");
+    }
+    EC_POINT_free(point);
+    EC_GROUP_free(group);
+    TRY_OSSL(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, name, 0) &&
+                 OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) &&
+                 OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, k->pub, pub_len),
+             SKR_E_NOMEM, "out of memory");
+    return SKR_OK;
+}
+
 skr_err
 skr_kw_pkcs8_to_pkey(struct skr_span der, EVP_PKEY **ret)
 {
     _cleanup_(pkcs8_freep) PKCS8_PRIV_KEY_INFO *p8 = NULL;
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
+    _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
+    _cleanup_(param_bld_freep) OSSL_PARAM_BLD *bld = NULL;
+    _cleanup_(params_freep) OSSL_PARAM *params = NULL;
+    _cleanup_(key_nums_done) struct key_nums nums = { 0 };
     const unsigned char *p = der.ptr;
+    const unsigned char *key = NULL;
+    const ASN1_OBJECT *obj = NULL;
+    const X509_ALGOR *alg = NULL;
+    struct skr_rd rd;
+    struct skr_span seq;
+    int key_len = 0;
+    int nid;
 
     ENSURE(ret != NULL && der.ptr != NULL, SKR_E_INVALID_ARG, "NULL argument");
     ENSURE(der.len <= SKR_MAX_SECRET_BYTES, SKR_E_TOO_LARGE, "key material exceeds the limit");
     p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)der.len);
-    if (p8 == NULL || p != der.ptr + der.len) {
+    if (p8 == NULL || p != der.ptr + der.len ||
+        PKCS8_pkey_get0(&obj, &key, &key_len, &alg, p8) != 1 || key == NULL || key_len <= 0) {
         ERR_clear_error();
         FAIL(SKR_E_MALFORMED, "key material is not one PKCS#8 PrivateKeyInfo");
     }
-    pkey = EVP_PKCS82PKEY(p8);
-    if (pkey == NULL) {
+    nid = OBJ_obj2nid(obj);
+    ENSURE(nid == NID_rsaEncryption || nid == NID_X9_62_id_ecPublicKey, SKR_E_UNSUPPORTED,
+           "released key is neither RSA nor EC");
+    bld = OSSL_PARAM_BLD_new();
+    ENSURE(bld != NULL, SKR_E_NOMEM, "out of memory");
+    skr_rd_init(&rd, skr_span_make(key, (size_t)key_len));
+    if (der_tlv(&rd, 0x30, &seq) != SKR_OK || skr_rd_left(&rd) != 0) {
+        FAIL(SKR_E_MALFORMED, "PKCS#8 key cannot be decoded");
+    }
+    skr_rd_init(&rd, seq);
+    if (nid == NID_rsaEncryption) {
+        TRY(rsa_params(bld, &nums, &rd));
+    } else {
+        TRY(ec_params(bld, &nums, &rd, alg));
+    }
+    params = OSSL_PARAM_BLD_to_param(bld);
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, nid == NID_rsaEncryption ? "RSA" : "EC", NULL);
+    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
         ERR_clear_error();
         FAIL(SKR_E_MALFORMED, "PKCS#8 key cannot be decoded");
     }
-    ENSURE(EVP_PKEY_is_a(pkey, "RSA") || EVP_PKEY_is_a(pkey, "EC"), SKR_E_UNSUPPORTED,
-           "released key is neither RSA nor EC");
     *ret = TAKE_PTR(pkey);
     return SKR_OK;
 }

@@ -18,6 +18,8 @@
 
 static atomic_size_t live_secrets;
 static atomic_size_t lock_failures;
+static _Atomic(skr_secret_lock_hook) lock_hook;
+static atomic_bool keep_freed;
 
 skr_err
 skr_secret_new(size_t len, struct skr_secret **ret)
@@ -40,7 +42,12 @@ skr_secret_new(size_t len, struct skr_secret **ret)
     (void)madvise(p, map_len, MADV_DONTDUMP);
     s->is_locked = mlock(p, map_len) == 0;
     if (!s->is_locked) {
-        atomic_fetch_add(&lock_failures, 1);
+        size_t n = atomic_fetch_add(&lock_failures, 1) + 1;
+        skr_secret_lock_hook hook = atomic_load(&lock_hook);
+
+        if (hook != NULL) {
+            hook(n);
+        }
     }
     s->ptr = p;
     s->len = len;
@@ -71,7 +78,11 @@ skr_secret_free(struct skr_secret *s)
     if (s->is_locked) {
         (void)munlock(s->ptr, s->map_len);
     }
-    (void)munmap(s->ptr, s->map_len);
+    if (atomic_load(&keep_freed)) {
+        (void)mprotect(s->ptr, s->map_len, PROT_READ);
+    } else {
+        (void)munmap(s->ptr, s->map_len);
+    }
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);
     atomic_fetch_sub(&live_secrets, 1);
@@ -87,6 +98,18 @@ size_t
 skr_secret_lock_failures(void)
 {
     return atomic_load(&lock_failures);
+}
+
+void
+skr_secret_set_lock_hook(skr_secret_lock_hook hook)
+{
+    atomic_store(&lock_hook, hook);
+}
+
+void
+skr_secret_test_keep_freed(bool keep)
+{
+    atomic_store(&keep_freed, keep);
 }
 
 skr_err

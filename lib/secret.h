@@ -35,6 +35,15 @@ skr_secret_span(const struct skr_secret *s)
 size_t skr_secret_live(void);
 /* Times mlock() failed since start; the daemon warns about it. */
 size_t skr_secret_lock_failures(void);
+/* Called on every mlock() failure, in the allocating thread, with the failure count so far, so
+ * that a program can report it when it happens (lib/ does not log above debug); NULL removes it.
+ * The hook must not allocate secrets. */
+typedef void (*skr_secret_lock_hook)(size_t failures);
+void skr_secret_set_lock_hook(skr_secret_lock_hook hook);
+/* Tests only: from now on skr_secret_free wipes and unlocks as always, then leaves the pages
+ * mapped read-only instead of unmapping them, so that a test can read freed secret memory and
+ * see that every byte was wiped. The pages are never returned. */
+void skr_secret_test_keep_freed(bool keep);
 
 /* Makes the process non-dumpable (no core files, no ptrace by peers). Callers in src/ call it at
  * start; lib/ never does. */

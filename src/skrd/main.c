@@ -235,9 +235,14 @@ serve(struct skrd_config *cfg, FILE *log)
 
     skr_log_info("skrd %s starting (pid %ld)", SKR_VERSION, (long)getpid());
     log_settings(cfg);
-    if (skr_secret_lock_failures() != 0) {
-        skr_log_warn("mlock() failed: secrets are wiped but may be swapped (raise "
-                     "RLIMIT_MEMLOCK)");
+    {
+        /* a one-byte probe: a lock limit too small for even one page is reported now (by
+         * lock_failed), not at the first release */
+        struct skr_secret *probe = NULL;
+
+        if (skr_secret_new(1, &probe) == SKR_OK) {
+            skr_secret_free(probe);
+        }
     }
     if (!cfg->listen_is_loopback && cfg->port != 0) {
         skr_log_warn("WARNING: listening on the NON-LOOPBACK address %s port %u "
@@ -327,6 +332,19 @@ print_effective(const struct skrd_config *cfg)
     return SKRD_EXIT_OK;
 }
 
+/* mlock() failed for a secret (lib/secret.c's hook, in the allocating thread): said when it
+ * happens, the first time and then at 2, 4, 8, ... failures so that a persistent limit does not
+ * flood the log. */
+static void
+lock_failed(size_t failures)
+{
+    if ((failures & (failures - 1)) == 0) {
+        skr_log_warn("mlock() failed (%zu times so far): secrets are wiped but may be swapped "
+                     "(raise RLIMIT_MEMLOCK, e.g. ulimit -l, or grant CAP_IPC_LOCK)",
+                     failures);
+    }
+}
+
 /* Before any thread starts, so that all of them inherit the filter (sandbox.c). */
 static int
 sandbox(const struct skrd_config *cfg)
@@ -377,6 +395,7 @@ main(int argc, char **argv)
             rc = open_log(&cfg, &log);
             if (rc == SKRD_EXIT_OK) {
                 skr_log_init("skrd", cfg.log_level, log);
+                skr_secret_set_lock_hook(lock_failed);
                 rc = sandbox(&cfg);
             }
             if (rc == SKRD_EXIT_OK) {

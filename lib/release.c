@@ -1166,6 +1166,10 @@ fresh_transfer(struct rel_call *call, const char *maa, struct transfer *t)
     _cleanup_(rel_evidence_donep) struct rel_evidence ev = { 0 };
     const char *kid;
 
+    /* no device (snp_device none): fail before a transfer key is made for nothing */
+    TRY(rel_stage(call, "device"));
+    ENSURE(c->dev != NULL, SKR_E_NOT_FOUND,
+           "no SEV-SNP device: the client was made with snp_device none");
     TRY(rel_stage(call, "internal"));
     TRY(rel_pool_take(c->pool, &t->key));
     skr_buf_init(&jwks, 1u << 16);

@@ -545,6 +545,12 @@ skr_http_set_deadline(uint64_t deadline_ms)
 }
 
 uint64_t
+skr_http_deadline(void)
+{
+    return thread_deadline_ms;
+}
+
+uint64_t
 skr_http_now_ms(void)
 {
     struct timespec ts;

@@ -83,5 +83,7 @@ SKR_NODISCARD skr_err skr_http_request(struct skr_http_client *c, const char *me
  * fails at once with SKR_E_TIMEOUT. The release flow sets it to its overall deadline.
  */
 void skr_http_set_deadline(uint64_t deadline_ms);
+/* The calling thread's deadline (0: none), for work other than HTTP that should end by it. */
+uint64_t skr_http_deadline(void);
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t skr_http_now_ms(void);

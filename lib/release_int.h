@@ -102,7 +102,8 @@ struct rel_pool;
 SKR_NODISCARD skr_err rel_pool_new(unsigned int bits, unsigned int size, struct rel_pool **ret);
 /* Stops and joins the thread, frees the keys. NULL is a no-op. */
 void rel_pool_free(struct rel_pool *p);
-/* A fresh key (from the pool when one is ready, else generated now); the caller owns it. */
+/* A fresh key (from the pool when one is ready, else generated now, stopped with SKR_E_TIMEOUT
+ * when the calling thread's deadline (skr_http_deadline) passes); the caller owns it. */
 SKR_NODISCARD skr_err rel_pool_take(struct rel_pool *p, EVP_PKEY **ret);
 /* Keys ready now (tests). */
 size_t rel_pool_ready(struct rel_pool *p);

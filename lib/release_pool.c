@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -29,19 +30,49 @@ struct rel_pool {
     size_t generated;
 };
 
-static skr_err
-gen_key(unsigned int bits, EVP_PKEY **ret)
+/* EVP_PKEY_CTX_set_cb: called as prime candidates are tried; 0 stops the generation. */
+static int
+keygen_progress(EVP_PKEY_CTX *ctx)
 {
-    EVP_PKEY *k = EVP_RSA_gen(bits);
+    const uint64_t *deadline = EVP_PKEY_CTX_get_app_data(ctx);
 
-    if (k == NULL) {
-        skr_err e = skr_err_atf(SKR_E_INTERNAL, __FILE__, __LINE__,
-                                "cannot generate an RSA-%u transfer key", bits);
-        skr_err_add_ossl();
-        return e;
+    return skr_http_now_ms() < *deadline ? 1 : 0;
+}
+
+/*
+ * An RSA key of bits; with a deadline (CLOCK_MONOTONIC ms, 0: none) the generation stops when it
+ * passes (SKR_E_TIMEOUT): a release that finds the pool empty generates inline, and on a busy
+ * machine that alone could overrun release_deadline_ms by seconds.
+ */
+static skr_err
+gen_key(unsigned int bits, uint64_t deadline_ms, EVP_PKEY **ret)
+{
+    _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *k = NULL;
+    skr_err e;
+
+    if (ctx != NULL && EVP_PKEY_keygen_init(ctx) == 1 &&
+        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) == 1) {
+        if (deadline_ms != 0) {
+            EVP_PKEY_CTX_set_app_data(ctx, &deadline_ms);
+            EVP_PKEY_CTX_set_cb(ctx, keygen_progress);
+        }
+        if (EVP_PKEY_generate(ctx, &k) == 1) {
+            *ret = k;
+            return SKR_OK;
+        }
+        if (deadline_ms != 0 && skr_http_now_ms() >= deadline_ms) {
+            ERR_clear_error();
+            FAILF(SKR_E_TIMEOUT,
+                  "the deadline (release_deadline_ms) passed in stage internal, while an RSA-%u "
+                  "transfer key was being generated",
+                  bits);
+        }
     }
-    *ret = k;
-    return SKR_OK;
+    e = skr_err_atf(SKR_E_INTERNAL, __FILE__, __LINE__, "cannot generate an RSA-%u transfer key",
+                    bits);
+    skr_err_add_ossl();
+    return e;
 }
 
 static void *
@@ -58,7 +89,7 @@ pool_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&p->lock);
-        if (gen_key(p->bits, &k) != SKR_OK) {
+        if (gen_key(p->bits, 0, &k) != SKR_OK) {
             k = NULL;
         }
         pthread_mutex_lock(&p->lock);
@@ -144,7 +175,7 @@ rel_pool_take(struct rel_pool *p, EVP_PKEY **ret)
     bits = p->bits;
     pthread_mutex_unlock(&p->lock);
     if (k == NULL) {
-        TRY(gen_key(bits, &k));
+        TRY(gen_key(bits, skr_http_deadline(), &k));
         pthread_mutex_lock(&p->lock);
         p->generated++;
         pthread_mutex_unlock(&p->lock);

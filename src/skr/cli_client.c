@@ -69,6 +69,17 @@ cli_client_init(struct cli_client_opts *o, const char *default_device)
         if (rc != SKR_EXIT_OK) {
             return rc;
         }
+    } else {
+        /* the commands that use the platform read SKR_SNP_DEVICE as skrd and report fetch do */
+        const char *dev = secure_getenv("SKR_SNP_DEVICE");
+
+        if (dev != NULL && dev[0] != '\0') {
+            rc = set_opt(o, "SKR_SNP_DEVICE", "snp_device", dev);
+            if (rc != SKR_EXIT_OK) {
+                return rc;
+            }
+            o->device_set = true;
+        }
     }
     for (size_t i = 0; i < 3; i++) {
         const char *v = secure_getenv(wi[i].env);

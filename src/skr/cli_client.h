@@ -54,7 +54,8 @@ struct cli_client_opts {
 
 /*
  * Starts the options: a new config with snp_device default_device ("none" for commands that
- * never touch the platform, NULL for libskr's "auto"), then workload identity from
+ * never touch the platform; NULL: SKR_SNP_DEVICE when set, else libskr's "auto"), then
+ * workload identity from
  * AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST when
  * the first three are all set. Returns an exit code (0 ok).
  */

@@ -1259,6 +1259,31 @@ test_verify_before_maa(void **state)
     skr_client_free(c);
 }
 
+/* A key generated inline stops when the thread's deadline has passed, and is made without one. */
+static void
+test_pool_deadline(void **state)
+{
+    struct rel_pool *p = NULL;
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    assert_int_equal(rel_pool_new(2048, 0, &p), SKR_OK);
+    skr_http_set_deadline(skr_http_now_ms() - 1);
+    assert_int_equal(rel_pool_take(p, &k), SKR_E_TIMEOUT);
+    assert_null(k);
+    assert_non_null(strstr(skr_err_msg(), "transfer key"));
+    skr_http_set_deadline(skr_http_now_ms() + 600000);
+    assert_int_equal(rel_pool_take(p, &k), SKR_OK);
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_get_bits(k), 2048);
+    EVP_PKEY_free(k);
+    k = NULL;
+    skr_http_set_deadline(0);
+    assert_int_equal(rel_pool_take(p, &k), SKR_OK);
+    EVP_PKEY_free(k);
+    rel_pool_free(p);
+}
+
 static void
 test_fingerprint(void **state)
 {
@@ -1303,6 +1328,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_fingerprint),
+        cmocka_unit_test(test_pool_deadline),
         cmocka_unit_test(test_client_errors),
         cmocka_unit_test(test_release_pool),
         cmocka_unit_test(test_release_no_pool),

@@ -148,8 +148,23 @@ static skr_err
 key_rsa(const json_t *jwk, struct skr_env_key *k)
 {
     _cleanup_(json_decrefp) json_t *pub = NULL;
+    _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *check = NULL;
+    int bits;
 
     TRY(skr_jwk_to_pkey(jwk, &k->rsa));
+    /* A key that parses is not yet one that encrypts (an even n, e = 1): refuse it here, by
+     * name, rather than fail inside RSA-OAEP (found by fuzz_envelope). */
+    bits = EVP_PKEY_get_bits(k->rsa);
+    if (bits < SKR_ENV_MIN_RSA_BITS || bits > SKR_MAX_RSA_BITS) {
+        FAILF(SKR_E_UNSUPPORTED, "RSA key is %d bits: expected %d to %d", bits,
+              SKR_ENV_MIN_RSA_BITS, SKR_MAX_RSA_BITS);
+    }
+    check = EVP_PKEY_CTX_new_from_pkey(NULL, k->rsa, NULL);
+    ENSURE(check != NULL, SKR_E_NOMEM, "out of memory");
+    if (EVP_PKEY_public_check(check) != 1) {
+        ERR_clear_error();
+        FAIL(SKR_E_MALFORMED, "RSA key: n and e do not form a valid public key");
+    }
     k->alg = SKR_ENV_RSA_OAEP_256_A256GCM;
     k->has_private = json_object_get(jwk, "d") != NULL;
     /* The thumbprint of the canonical public JWK: AKV's "n" may carry a leading zero byte. */

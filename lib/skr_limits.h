@@ -130,6 +130,10 @@
  * JWK is ~6 KiB of text, ~7 KiB once escaped inside a JSON string. */
 #define SKR_MAX_KEY_FILE_BYTES (64u * 1024u)
 
+/* The smallest RSA key skr encrypt accepts: what Key Vault and the transfer keys use at least
+ * (NIST SP 800-131A: under 2048 bits is disallowed). */
+#define SKR_ENV_MIN_RSA_BITS 2048
+
 /* ---- skr key (lib/keyconfig.c) ---- */
 
 /* An import-key configuration file: the reference's examples are ~1.2 KiB; a full release

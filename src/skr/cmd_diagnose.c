@@ -110,6 +110,11 @@ cmd_diagnose(int argc, char **argv)
     int rc;
     skr_err e;
 
+    /* a diagnosis holds a vault token and unwraps a released key (then wipes it) */
+    skr_json_wipe_on_free();
+    if (skr_process_harden() != SKR_OK) {
+        (void)fprintf(stderr, "skr: warning: %s\n", skr_err_msg());
+    }
     rc = cli_client_init(&o, NULL);
     if (rc != SKR_EXIT_OK) {
         return rc;

@@ -28,7 +28,7 @@ MAN_DIR=${SKR_MAN_DIR:-${SKR_SRC_DIR:?}/docs/man}
 BIN=$SKR_BUILD_DIR/src
 # skr commands whose man page is still being written. Each is printed as "# pending" instead
 # of failing; a command listed here that has a page fails the test: remove it from the list.
-PENDING_PAGES="key token attest release diagnose"
+PENDING_PAGES=""
 HAVE_GROFF=0
 command -v groff >/dev/null 2>&1 && HAVE_GROFF=1
 

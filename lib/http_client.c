@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -342,10 +343,13 @@ on_header(char *p, size_t size, size_t n, void *ud)
         t->headers_too_large = true;
         return 0;
     }
-    copy = strndup(v, (size_t)(end - v));
+    /* not strndup: curl's header line is not NUL-terminated */
+    copy = malloc((size_t)(end - v) + 1);
     if (copy == NULL) {
         return 0;
     }
+    memcpy(copy, v, (size_t)(end - v));
+    copy[end - v] = '\0';
     free(*slot);
     *slot = copy;
     return len;

@@ -16,6 +16,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/pem.h>
@@ -386,11 +387,14 @@ static void
 cache_put(struct skr_client *c, const struct skr_snp_report *r, const struct cand *cand)
 {
     struct rel_cert_entry *e = &c->certs[0];
-    char *pem = strndup((const char *)cand->pem.ptr, cand->pem.len);
+    /* not strndup: the chain is not NUL-terminated in its buffer */
+    char *pem = malloc(cand->pem.len + 1);
 
     if (pem == NULL) {
         return;
     }
+    memcpy(pem, cand->pem.ptr, cand->pem.len);
+    pem[cand->pem.len] = '\0';
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < REL_CERT_CACHE; i++) {
         struct rel_cert_entry *x = &c->certs[i];

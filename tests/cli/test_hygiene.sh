@@ -9,6 +9,14 @@
 . "$(dirname "$0")/skrd_lib.sh"
 SKRD_PY="$(dirname "$0")/hygiene.py"
 
+# Under ASan the memory scans and the mlock check measure the sanitizer, not skr: its shadow
+# memory is unreadable to a scanner, its quarantine keeps freed heap blocks unreused (so bytes
+# glibc would overwrite stay visible), and its mlock() always succeeds. Run in the normal build.
+if ldd "$SKR_BUILD_DIR/src/skrd" 2>/dev/null | grep -q libasan; then
+    echo "1..0 # SKIP secret-hygiene scans need the normal allocator (this is an ASan build)"
+    exit 77
+fi
+
 emu_init
 emu_serve
 driver all "$SKRD" "$EMU" "$SKR_BUILD_DIR/tests/hygiene_memscan" "$SKR" "$SKR_EMU" "$EMU_PID"

@@ -11,7 +11,7 @@ SOAK_SECONDS ?= 300
 SOAK_CLIENTS ?= 8
 MESON_SETUP   = meson setup --fatal-meson-warnings
 
-.PHONY: all build test asan valgrind fuzz bench soak lint run clean
+.PHONY: all build test asan valgrind fuzz bench soak load lint run clean
 
 all: build
 
@@ -64,6 +64,15 @@ soak:
 		-Dtests=false
 	@ninja -C $(SOAK_BUILD)
 	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) python3 tests/soak/soak.py $(SOAK_BUILD)
+
+# Sustained load and hostile clients against skrd on the emulated platform (scripts/load;
+# LOAD_SECONDS per load row, default 300; LOAD_ONLY=rate|hostile).
+load:
+	@scripts/install-deps base
+	@[ -f $(BENCH_BUILD)/build.ninja ] || $(MESON_SETUP) $(BENCH_BUILD) -Dbuildtype=release \
+		-Dtests=false
+	@ninja -C $(BENCH_BUILD)
+	@scripts/load $(BENCH_BUILD)
 
 # clang-format, banned functions, cppcheck.
 lint:

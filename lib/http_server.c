@@ -6,6 +6,15 @@
  * through Content-Length and the buffering below, connections and idle time through MHD
  * options.
  *
+ * Against slow-loris and held-open connections (opt-in, skrd): every connection is tracked from
+ * its accept (connection notification) with a dup of its socket; a reaper thread closes those
+ * that have not delivered a whole request within request_timeout_s, and a new connection past
+ * evict_above (or the reaper, when libmicrohttpd's hard limit stops new ones) closes the
+ * connection longest without a request in a handler (evict_oldest says which). "Closes" is
+ * shutdown() through the dup, which wakes the connection's thread and lets libmicrohttpd clean
+ * up as if the peer had gone; our dup is closed only when libmicrohttpd reports the connection
+ * closed, so the descriptor cannot be reused under us.
+ *
  * Per request, the URI log callback (called once, before headers are parsed) allocates the
  * request context and keeps the raw query string, which MHD otherwise parses away; the access
  * handler buffers the body and calls the user handler once; the completion callback frees it.
@@ -14,10 +23,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +38,17 @@
 #include <microhttpd.h>
 
 #include "json.h"
+
+/* One tracked connection (under the server's lock). */
+struct conn_track {
+    struct conn_track *prev;
+    struct conn_track *next;
+    int fd;            /* our dup of the connection's socket */
+    uint64_t since_ms; /* RECEIVING: accepted or previous response sent; SENDING: queued */
+    uint64_t accepted_ms;
+    enum { CONN_RECEIVING, CONN_HANDLER, CONN_SENDING } state;
+    bool cut; /* shut down already */
+};
 
 struct skr_http_server {
     struct MHD_Daemon *daemon;
@@ -51,6 +73,14 @@ struct skr_http_server {
     size_t active;
     pthread_cond_t idle;
     bool quiesced;
+    /* Connection tracking (under lock; see the header comment). */
+    unsigned int request_timeout_s;
+    unsigned int evict_above;
+    unsigned int max_connections;
+    struct conn_track *conns;
+    size_t n_live; /* tracked and not cut */
+    pthread_t reaper;
+    bool reaper_started;
 };
 
 /* TLS 1.2 and 1.3 only, as every Azure endpoint we emulate (GnuTLS priority string). */
@@ -210,6 +240,194 @@ skr_http_respond_error_json(struct skr_http_response *resp, unsigned int status,
     v = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", safe);
     ENSURE(v != NULL, SKR_E_INVALID_ARG, "error code or message is not valid UTF-8");
     return skr_http_respond_json(resp, status, v);
+}
+
+/* ---- connection tracking ------------------------------------------------------------- */
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Cuts t (caller holds the lock): the connection's thread sees the peer gone. */
+static void
+track_cut(struct skr_http_server *srv, struct conn_track *t)
+{
+    (void)shutdown(t->fd, SHUT_RDWR);
+    t->cut = true;
+    srv->n_live--;
+}
+
+/* The tracker of conn, or NULL (tracking off, or it could not be set up). */
+static struct conn_track *
+track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* conn enters state (its deadline or age starts now, except inside the handler). */
+static void
+track_state(struct skr_http_server *srv, struct MHD_Connection *conn, int state)
+{
+    struct conn_track *t = track_of(conn);
+
+    if (t != NULL) {
+        pthread_mutex_lock(&srv->lock);
+        t->state = state;
+        t->since_ms = mono_ms();
+        pthread_mutex_unlock(&srv->lock);
+    }
+}
+
+/* Eviction takes only connections at least this old (one accepted a moment ago may not have
+ * sent its request yet, and would look idle), unless fewer than EVICT_NEAR_LIMIT slots are left
+ * under libmicrohttpd's hard limit, where the next connection would be refused anyway. */
+#define EVICT_MIN_AGE_MS 50u
+#define EVICT_NEAR_LIMIT 32u
+
+static uint64_t
+evict_min_age(const struct skr_http_server *srv)
+{
+    return srv->n_live + EVICT_NEAR_LIMIT >= srv->max_connections ? 0 : EVICT_MIN_AGE_MS;
+}
+
+/* Bytes the peer sent that the connection's thread has not read yet. */
+static int
+track_pending(const struct conn_track *t)
+{
+    int n = 0;
+
+    return ioctl(t->fd, FIONREAD, &n) == 0 ? n : 0;
+}
+
+/*
+ * Closes one connection other than keep that has no request in its handler and has been in its
+ * state for min_age_ms: the oldest one receiving with nothing unread (idle, slow-loris: its
+ * thread has consumed what came), else the oldest one accepted more than
+ * SKR_HTTP_SERVER_EVICT_GRACE_MS ago (a client pipelining requests and never reading the
+ * answers), else none. The minimum age spares a connection accepted a moment ago that has not
+ * sent its request yet (it would look idle; when every other connection pipelines, it would be
+ * the only "quiet" one).
+ */
+static bool
+evict_oldest(struct skr_http_server *srv, const struct conn_track *keep, uint64_t min_age_ms)
+{
+    struct conn_track *quiet = NULL;
+    struct conn_track *stale = NULL;
+    uint64_t now_ms = mono_ms();
+
+    for (struct conn_track *t = srv->conns; t != NULL; t = t->next) {
+        if (t == keep || t->state == CONN_HANDLER || t->cut || now_ms - t->since_ms < min_age_ms) {
+            continue;
+        }
+        if (t->state == CONN_RECEIVING && (quiet == NULL || t->since_ms < quiet->since_ms) &&
+            track_pending(t) == 0) {
+            quiet = t;
+        } else if (now_ms - t->accepted_ms > SKR_HTTP_SERVER_EVICT_GRACE_MS &&
+                   (stale == NULL || t->accepted_ms < stale->accepted_ms)) {
+            stale = t;
+        }
+    }
+    if (quiet != NULL) {
+        track_cut(srv, quiet);
+    } else if (stale != NULL) {
+        track_cut(srv, stale);
+    }
+    return quiet != NULL || stale != NULL;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct skr_http_server *srv = cls;
+    struct conn_track *t = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        *socket_context = NULL;
+        t = calloc(1, sizeof(*t));
+        if (t == NULL || ci == NULL || (t->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            free(t); /* untracked: still bounded by the idle timeout and the limit */
+            return;
+        }
+        t->since_ms = mono_ms();
+        t->accepted_ms = t->since_ms;
+        pthread_mutex_lock(&srv->lock);
+        t->next = srv->conns;
+        if (srv->conns != NULL) {
+            srv->conns->prev = t;
+        }
+        srv->conns = t;
+        srv->n_live++;
+        if (srv->evict_above != 0 && srv->n_live > srv->evict_above) {
+            (void)evict_oldest(srv, t, evict_min_age(srv));
+        }
+        pthread_mutex_unlock(&srv->lock);
+        *socket_context = t;
+        return;
+    }
+    if (t == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        srv->conns = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    }
+    if (!t->cut) {
+        srv->n_live--;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    (void)close(t->fd);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Every 100 ms: cuts the connections past the request deadline, then evicts down to
+ * evict_above (at libmicrohttpd's hard limit no new connection arrives to trigger eviction). */
+static void *
+reaper_main(void *arg)
+{
+    struct skr_http_server *srv = arg;
+    uint64_t limit_ms = (uint64_t)srv->request_timeout_s * 1000u;
+
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stopping) {
+        struct timespec until;
+        uint64_t now_ms = mono_ms();
+
+        for (struct conn_track *t = srv->conns; t != NULL && limit_ms != 0; t = t->next) {
+            if (t->state != CONN_HANDLER && !t->cut && now_ms - t->since_ms > limit_ms) {
+                track_cut(srv, t);
+            }
+        }
+        while (srv->evict_above != 0 && srv->n_live > srv->evict_above &&
+               evict_oldest(srv, NULL, evict_min_age(srv))) {
+        }
+        (void)clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
 }
 
 /* ---- the MHD side ---------------------------------------------------------------------- */
@@ -381,6 +599,7 @@ dispatch(struct skr_http_server *srv, struct MHD_Connection *conn, const char *u
     skr_err e;
 
     response_init(&resp);
+    track_state(srv, conn, CONN_HANDLER);
     e = srv->handler(srv->handler_ctx, &req, &resp);
     if (e == SKR_OK && (resp.status < 100 || resp.status > 599)) {
         e = SKR_E_INTERNAL;
@@ -399,6 +618,7 @@ dispatch(struct skr_http_server *srv, struct MHD_Connection *conn, const char *u
         ok = queue(conn, &resp);
     }
     response_done(&resp);
+    track_state(srv, conn, CONN_SENDING);
     return ok;
 }
 
@@ -494,6 +714,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(rc->query);
     free(rc);
     *con_cls = NULL;
+    track_state(srv, conn, CONN_RECEIVING); /* the next request's deadline starts now */
     pthread_mutex_lock(&srv->lock);
     if (srv->active > 0) {
         srv->active--;
@@ -657,6 +878,21 @@ server_alloc(struct skr_http_server **ret)
     return SKR_OK;
 }
 
+/* Stops and joins the reaper thread (if it runs). */
+static void
+stop_reaper(struct skr_http_server *srv)
+{
+    if (!srv->reaper_started) {
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->wake);
+    pthread_mutex_unlock(&srv->lock);
+    pthread_join(srv->reaper, NULL);
+    srv->reaper_started = false;
+}
+
 skr_err
 skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_server **ret)
 {
@@ -667,7 +903,7 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
     /* ITC: skr_http_server_quiesce needs it in this threading mode. */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                          MHD_USE_AUTO | MHD_USE_ITC;
-    struct MHD_OptionItem opts[6] = { { MHD_OPTION_END, 0, NULL } };
+    struct MHD_OptionItem opts[8] = { { MHD_OPTION_END, 0, NULL } };
     int unix_fd = -1;
     size_t n_opts = 0;
     const union MHD_DaemonInfo *info = NULL;
@@ -718,6 +954,14 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
         TRY(unix_listen(srv, cfg->unix_path, &unix_fd));
         opts[n_opts++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, unix_fd, NULL };
     }
+    srv->request_timeout_s = cfg->request_timeout_s;
+    srv->evict_above = cfg->evict_above;
+    srv->max_connections =
+        cfg->max_connections != 0 ? cfg->max_connections : (unsigned int)SKR_MAX_CLIENTS;
+    if (srv->request_timeout_s != 0 || srv->evict_above != 0) {
+        opts[n_opts++] =
+            (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv };
+    }
     opts[n_opts] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
     if (addr.v6) {
         flags |= MHD_USE_IPv6;
@@ -748,12 +992,21 @@ skr_http_server_start(const struct skr_http_server_cfg *cfg, struct skr_http_ser
         FAILF(SKR_E_IO, "cannot listen on %s port %u (address in use, no permission%s)", host,
               (unsigned int)cfg->port, tls ? ", or unusable TLS certificate/key" : "");
     }
+    if (srv->request_timeout_s != 0 || srv->evict_above != 0) {
+        if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+            MHD_stop_daemon(srv->daemon);
+            unix_unlink(srv);
+            FAIL(SKR_E_NOMEM, "cannot start the connection reaper thread");
+        }
+        srv->reaper_started = true;
+    }
     if (cfg->unix_path != NULL) {
         *ret = TAKE_PTR(srv);
         return SKR_OK;
     }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (info == NULL || info->port == 0) {
+        stop_reaper(srv);
         MHD_stop_daemon(srv->daemon);
         FAIL(SKR_E_INTERNAL, "cannot learn the bound port");
     }
@@ -825,6 +1078,7 @@ skr_http_server_stop(struct skr_http_server *srv)
     srv->stopping = true;
     pthread_cond_broadcast(&srv->wake);
     pthread_mutex_unlock(&srv->lock);
+    stop_reaper(srv);
     MHD_stop_daemon(srv->daemon);
     unix_unlink(srv);
     server_free(srv);

@@ -113,7 +113,14 @@ struct skr_http_server_cfg {
     unsigned int max_connections; /* SKR_MAX_CLIENTS */
     unsigned int per_ip_limit;    /* 0: no per-address limit */
     unsigned int idle_timeout_s;  /* SKR_HTTP_SERVER_IDLE_TIMEOUT_S */
-    bool log_errors;              /* libmicrohttpd's own messages to stderr */
+    /* Against slow and held-open connections (both 0: off, the default). request_timeout_s:
+     * a connection that has not delivered a whole request within this many seconds of its
+     * accept or of its previous response is closed (SKR_HTTP_SERVER_REQUEST_TIMEOUT_S).
+     * evict_above: when a new connection makes more than this many open, the one longest
+     * without a request in its handler (idle, slow, or not reading its answer) is closed. */
+    unsigned int request_timeout_s;
+    unsigned int evict_above;
+    bool log_errors; /* libmicrohttpd's own messages to stderr */
 };
 
 /*

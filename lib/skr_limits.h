@@ -81,6 +81,18 @@
  * slowloris-style connections. */
 #define SKR_HTTP_SERVER_IDLE_TIMEOUT_S 30
 
+/* Seconds a server connection may take to deliver one whole request (headers and body),
+ * counted from its accept or from its previous response: the idle timeout above restarts with
+ * every byte, so a slow-loris client sending one byte every few seconds would otherwise hold
+ * its connection (and thread) for ever. A local client sends a request in milliseconds. Servers
+ * opt in (skr_http_server_cfg.request_timeout_s); skrd does. */
+#define SKR_HTTP_SERVER_REQUEST_TIMEOUT_S 10
+
+/* Past evict_above connections, a connection with request bytes still waiting for its thread
+ * is closed only once it is this old (ms): a burst of well-formed clients is served, a client
+ * that pipelines requests and never reads the answers is not kept. */
+#define SKR_HTTP_SERVER_EVICT_GRACE_MS 1000u
+
 /* Longest delay an emulator fault may inject per request: long enough to trip any client
  * timeout we use, short enough that a mistyped fault spec cannot hang a test run. */
 #define SKR_HTTP_MAX_FAULT_DELAY_MS 60000u
@@ -110,6 +122,14 @@
  * 8-client benchmark; the ceiling is the connection limit, past which nothing more arrives. */
 #define SKR_SKRD_MAX_RELEASES_DEFAULT 8u
 #define SKR_SKRD_MAX_RELEASES         SKR_MAX_CLIENTS
+
+/* skrd's connections: past SKR_MAX_CLIENTS open connections the oldest one not inside a
+ * handler is closed for each new one (so held-open or slow connections cannot lock a
+ * well-behaved client out; libmicrohttpd refuses connections at its limit rather than queueing
+ * them), and the hard limit leaves room for that churn. Each connection is a thread and two
+ * descriptors (ours is a dup used to cut it): 256 keeps skrd under a default 1024-descriptor
+ * limit and its threads' memory bounded (docs/security.md has the figures). */
+#define SKR_SKRD_MAX_CONNECTIONS 256u
 
 /* On SIGTERM, how long in-flight requests may finish: under the 30 s grace period Kubernetes
  * and ACI give a container between SIGTERM and SIGKILL, with room for the rest of shutdown. */

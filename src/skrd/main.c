@@ -100,6 +100,10 @@ start_listener(const struct skrd_config *cfg, struct skrd_state *st, bool unix_s
         .handler_ctx = st,
         .error_handler = skrd_handle_error,
         .max_body_bytes = SKR_SKRD_MAX_BODY_BYTES,
+        /* slow-loris and held-open connections (skr_limits.h, docs/security.md) */
+        .max_connections = SKR_SKRD_MAX_CONNECTIONS,
+        .evict_above = SKR_MAX_CLIENTS,
+        .request_timeout_s = SKR_HTTP_SERVER_REQUEST_TIMEOUT_S,
     };
 
     return skr_http_server_start(&hc, ret);

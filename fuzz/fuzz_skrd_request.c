@@ -1,9 +1,12 @@
 /*
  * fuzz_skrd_request.c - skrd's request handler (src/skrd/routes.c) on arbitrary requests: the
- * first input byte picks the method and route, the rest is the body. The handler runs against a
+ * first input byte picks the method and route (and, with its top bit, a peer that is not
+ * loopback, which GET /diagnose must refuse), the rest is the body. The handler runs against a
  * ready libskr client made with snp_device none, no transfer-key pool and an IMDS endpoint on a
  * closed loopback port, so every request that gets past the input checks fails at once at the
- * device stage (or at identity) instead of reaching a network.
+ * device stage (or at identity) instead of reaching a network. GET /diagnose runs its steps
+ * with no query (query values come from libmicrohttpd, absent here): the device step fails and
+ * identity meets the closed port; its query values are checked by lib/diagnose's own tests.
  *
  * Properties: no crash or leak; every answer is one of the statuses skrd documents
  * (docs/skrd.md "Errors"), and every non-200 body is a JSON object with a string "error".
@@ -30,7 +33,7 @@ static const struct {
 } targets[] = {
     { "POST", "/attest/raw" },  { "POST", "/attest/combined" }, { "POST", "/attest/maa" },
     { "POST", "/key/release" }, { "GET", "/status" },           { "GET", "/key/release" },
-    { "POST", "/nope" },
+    { "POST", "/nope" },        { "GET", "/diagnose" },
 };
 
 static struct skrd_state *
@@ -97,7 +100,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.path = targets[t].path;
     req.query = "";
     req.body = skr_span_make(data + 1, size - 1);
-    req.remote_is_loopback = true;
+    req.remote_is_loopback = (data[0] & 0x80u) == 0;
     skr_buf_init(&resp.body, SKR_MAX_HTTP_BODY_BYTES);
     if (skrd_handle(state(), &req, &resp) != SKR_OK) {
         resp.status = 500; /* the server's answer to a handler error */

@@ -153,6 +153,15 @@ cli_client_opt(struct cli_client_opts *o, int opt, const char *arg)
 }
 
 int
+cli_client_opt_or_usage(struct cli_client_opts *o, int opt, const char *arg,
+                        int (*bad_option)(const void *ctx), const void *ctx)
+{
+    int rc = cli_client_opt(o, opt, arg);
+
+    return rc < 0 ? bad_option(ctx) : rc;
+}
+
+int
 cli_fail_info(const skr_error_info *info, const char *what)
 {
     (void)fprintf(stderr, "skr: %s: %s: %s", what, info->stage[0] != '\0' ? info->stage : "?",

@@ -70,6 +70,14 @@ void cli_client_done(struct cli_client_opts *o);
  */
 int cli_client_opt(struct cli_client_opts *o, int opt, const char *arg);
 
+/*
+ * cli_client_opt() for the default: branch of a command's getopt loop: an option that is not a
+ * shared flag (getopt's '?' included) goes to bad_option(ctx), which prints the command's usage
+ * error and returns its exit code. Returns 0 when the flag was taken, else the exit code.
+ */
+int cli_client_opt_or_usage(struct cli_client_opts *o, int opt, const char *arg,
+                            int (*bad_option)(const void *ctx), const void *ctx);
+
 /* Builds the client; on failure prints "skr: <what>: <stage>: <message>" and the hint, and
  * returns the exit code. Returns 0 with *ret set on success. */
 int cli_client_new(struct cli_client_opts *o, const char *what, skr_client **ret);

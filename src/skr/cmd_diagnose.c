@@ -54,6 +54,14 @@ usage_out(FILE *f)
     return f == stdout ? SKR_EXIT_OK : SKR_EXIT_USAGE;
 }
 
+/* An unknown option: the whole usage on stderr. */
+static int
+bad_option(const void *ctx)
+{
+    (void)ctx;
+    return usage_out(stderr);
+}
+
 static void
 opts_donep(struct cli_client_opts *o)
 {
@@ -143,10 +151,7 @@ cmd_diagnose(int argc, char **argv)
         case 'h':
             return usage_out(stdout);
         default:
-            rc = cli_client_opt(&o, c, optarg);
-            if (rc == -1) {
-                return usage_out(stderr);
-            }
+            rc = cli_client_opt_or_usage(&o, c, optarg, bad_option, NULL);
             if (rc != SKR_EXIT_OK) {
                 return rc;
             }

@@ -132,6 +132,13 @@ print_usage(FILE *f)
     (void)fprintf(f, usage, cli_client_help);
 }
 
+/* An unknown option of subcommand ctx (its name). */
+static int
+bad_option(const void *ctx)
+{
+    return usage_error("%s: bad option (see skr key --help)", (const char *)ctx);
+}
+
 /* ---- vault calls and their errors ------------------------------------------------------- */
 
 static const char *
@@ -918,10 +925,7 @@ parse_args(int argc, char **argv, struct key_args *a)
             if (c == CLI_OPT_CLIENT_ID) {
                 a->client_id_given = true;
             }
-            rc = cli_client_opt(&a->o, c, optarg);
-            if (rc == -1) {
-                return usage_error("%s: bad option (see skr key --help)", a->sub);
-            }
+            rc = cli_client_opt_or_usage(&a->o, c, optarg, bad_option, a->sub);
             if (rc != SKR_EXIT_OK) {
                 return rc;
             }

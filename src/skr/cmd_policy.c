@@ -177,38 +177,59 @@ policy_digest(const char *path, enum digest_mode mode, char hex[65], bool *was_b
     return SKR_OK;
 }
 
+/*
+ * The option loop of digest and check: -h and --help print the usage on stdout, an unknown
+ * option is a usage error, and an option whose val is below n_vals puts its argument (a flag:
+ * its own name) in vals[val], the last one given winning. Then exactly n_operands operands must
+ * remain, else the usage error operands_msg. Returns -1 when the command goes on, else the exit
+ * code to return.
+ */
+static int
+parse_opts(int argc, char **argv, const struct option *opts, const char **vals, int n_vals,
+           int n_operands, const char *operands_msg)
+{
+    int idx = 0;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        if (c == 'h') {
+            (void)fputs(usage, stdout);
+            return SKR_EXIT_OK;
+        }
+        if (c < 0 || c >= n_vals) {
+            return cli_usage_error(usage, "bad option");
+        }
+        vals[c] = optarg != NULL ? optarg : opts[idx].name;
+    }
+    if (optind + n_operands != argc) {
+        return cli_usage_error(usage, "%s", operands_msg);
+    }
+    return -1;
+}
+
 static int
 policy_digest_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "base64", no_argument, NULL, 'b' },
-        { "text", no_argument, NULL, 't' },
+        { "base64", no_argument, NULL, 0 },
+        { "text", no_argument, NULL, 0 },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
     enum digest_mode mode = DIGEST_AUTO;
+    const char *forced = NULL;
     char hex[65];
     bool was_b64 = false;
     skr_err e;
-    int c;
+    int rc;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            mode = DIGEST_BASE64;
-            break;
-        case 't':
-            mode = DIGEST_TEXT;
-            break;
-        case 'h':
-            (void)fputs(usage, stdout);
-            return SKR_EXIT_OK;
-        default:
-            return cli_usage_error(usage, "bad option");
-        }
+    rc = parse_opts(argc, argv, opts, &forced, 1, 1,
+                    "digest: expected one FILE (or - for standard input)");
+    if (rc >= 0) {
+        return rc;
     }
-    if (optind + 1 != argc) {
-        return cli_usage_error(usage, "digest: expected one FILE (or - for standard input)");
+    if (forced != NULL) {
+        mode = strcmp(forced, "base64") == 0 ? DIGEST_BASE64 : DIGEST_TEXT;
     }
     e = policy_digest(argv[optind], mode, hex, &was_b64);
     if (e != SKR_OK) {
@@ -581,37 +602,26 @@ static int
 policy_check_cmd(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "issuer", required_argument, NULL, 'i' },
-        { "format", required_argument, NULL, 'f' },
+        { "issuer", required_argument, NULL, 0 },
+        { "format", required_argument, NULL, 1 },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    const char *issuer = NULL;
-    const char *fmt = "text";
+    const char *vals[2] = { NULL, "text" };
+    const char *issuer;
+    const char *fmt;
     _cleanup_(skr_policy_freep) struct skr_policy *p = NULL;
     _cleanup_(json_decrefp) json_t *claims = NULL;
     _cleanup_(skr_policy_explain_freep) struct skr_policy_explain *x = NULL;
     skr_err e;
-    int c;
+    int rc;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            issuer = optarg;
-            break;
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'h':
-            (void)fputs(usage, stdout);
-            return SKR_EXIT_OK;
-        default:
-            return cli_usage_error(usage, "bad option");
-        }
+    rc = parse_opts(argc, argv, opts, vals, 2, 2, "check: expected POLICY and TOKEN|CLAIMS.json");
+    if (rc >= 0) {
+        return rc;
     }
-    if (optind + 2 != argc) {
-        return cli_usage_error(usage, "check: expected POLICY and TOKEN|CLAIMS.json");
-    }
+    issuer = vals[0];
+    fmt = vals[1];
     if (!cli_format_ok(fmt, check_formats)) {
         return cli_usage_error(usage, "--format: expected text or json");
     }

@@ -159,6 +159,22 @@ usage_release(FILE *f)
     (void)fputs(usage_release_tail, f);
 }
 
+/* An unknown option of token or attest: "bad option" and the usage text ctx. */
+static int
+bad_option(const void *ctx)
+{
+    return cli_usage_error(ctx, "bad option");
+}
+
+/* An unknown option of release: the whole usage on stderr. */
+static int
+bad_release_option(const void *ctx)
+{
+    (void)ctx;
+    usage_release(stderr);
+    return SKR_EXIT_USAGE;
+}
+
 /* ---- output ------------------------------------------------------------------------------ */
 
 /* Writes data to stdout (path NULL or "-") or to path (mode 0600, atomically). */
@@ -541,10 +557,7 @@ cmd_token(int argc, char **argv)
             (void)fputs(usage_token, stdout);
             return SKR_EXIT_OK;
         default:
-            rc = cli_client_opt(&o, c, optarg);
-            if (rc < 0) {
-                return cli_usage_error(usage_token, "bad option");
-            }
+            rc = cli_client_opt_or_usage(&o, c, optarg, bad_option, usage_token);
             if (rc != SKR_EXIT_OK) {
                 return rc;
             }
@@ -681,10 +694,7 @@ cmd_attest(int argc, char **argv)
             (void)fputs(usage_attest, stdout);
             return SKR_EXIT_OK;
         default:
-            rc = cli_client_opt(&o, c, optarg);
-            if (rc < 0) {
-                return cli_usage_error(usage_attest, "bad option");
-            }
+            rc = cli_client_opt_or_usage(&o, c, optarg, bad_option, usage_attest);
             if (rc != SKR_EXIT_OK) {
                 return rc;
             }
@@ -937,11 +947,7 @@ cmd_release(int argc, char **argv)
             usage_release(stdout);
             return SKR_EXIT_OK;
         default:
-            rc = cli_client_opt(&o, c, optarg);
-            if (rc < 0) {
-                usage_release(stderr);
-                return SKR_EXIT_USAGE;
-            }
+            rc = cli_client_opt_or_usage(&o, c, optarg, bad_release_option, NULL);
             if (rc != SKR_EXIT_OK) {
                 return rc;
             }

@@ -14,21 +14,9 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import ssl
-import subprocess
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def b64u_dec(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+from emu_client import Emu, b64u, b64u_dec, transfer_key, unwrap
 
 
 def hkdf(ikm, salt, info, n=32):
@@ -67,63 +55,28 @@ def pub_members(k):
 def release(skr, d, name):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-    ep = json.load(open(os.path.join(d, "endpoints.json")))
-    tls = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
-
-    def call(method, url, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, context=tls if url.startswith("https") else None,
-                                        timeout=20) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    tkey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pub = tkey.public_key().public_numbers()
-    jwk = {"e": b64u(pub.e.to_bytes(3, "big")), "key_ops": ["encrypt"], "kid": "t",
-           "kty": "RSA", "n": b64u(pub.n.to_bytes(256, "big"))}
-    runtime = json.dumps({"keys": [jwk]}, sort_keys=True, separators=(",", ":")).encode()
-    with tempfile.TemporaryDirectory() as tmp:
-        rt = os.path.join(tmp, "rt.json")
-        open(rt, "wb").write(runtime)
-        rep, chain = os.path.join(tmp, "r.bin"), os.path.join(tmp, "c.pem")
-        subprocess.run([skr, "report", "fetch", "--device", "emulated:" + d, "--runtime-data", rt,
-                        "--format", "bin", "--out", rep, "--certs-out", chain], check=True,
-                       stderr=subprocess.DEVNULL)
-        report, pem = open(rep, "rb").read(), open(chain, "rb").read()
-    pol = base64.b64decode(open(os.path.join(d, "security-context", "security-policy-base64")).read())
-    uvm = base64.b64decode(open(os.path.join(d, "security-context", "reference-info-base64")).read())
-    endo = json.dumps({"Uvm": [base64.urlsafe_b64encode(uvm).decode()]}).encode()
-    bundle = json.dumps({"SnpReport": b64u(report), "VcekCertChain": b64u(pem),
-                         "Endorsements": base64.urlsafe_b64encode(endo).decode()}).encode()
-    st, body = call("POST", ep["maa"] + "/attest/SevSnpVm?api-version=2022-08-01",
-                    {"report": b64u(bundle), "runtimeData": {"data": b64u(runtime), "dataType": "JSON"},
-                     "initTimeData": {"data": b64u(pol), "dataType": "Binary"}})
+    emu = Emu(d)
+    tkey, _, runtime = transfer_key("t")
+    report, pem = emu.report(skr, runtime)
+    st, body = emu.attest(report, pem, runtime, emu.context_file("security-policy-base64"),
+                          endorsements=True)
     if st != 200:
         sys.exit(f"MAA: {st} {body[:300]!r}")
     token = json.loads(body)["token"]
-    st, body = call("GET", ep["imds"] + "/metadata/identity/oauth2/token?api-version=2018-02-01"
-                    "&resource=https%3A%2F%2Fvault.azure.net", headers={"Metadata": "true"})
-    bearer = {"Authorization": "Bearer " + json.loads(body)["access_token"]}
-    st, body = call("POST", ep["akv"] + f"/keys/{name}/release?api-version=7.4",
-                    {"target": token, "enc": "RSA_AES_KEY_WRAP_256"}, bearer)
+    st, body, bearer = emu.vault_bearer()
+    if bearer is None:
+        sys.exit(f"IMDS: {st} {body[:200]!r}")
+    st, body = emu.release(name, token, bearer)
     if st != 200:
         sys.exit(f"release: {st} {body[:400]!r}")
     h, p, s = json.loads(body)["value"].split(".")
     leaf = x509.load_der_x509_certificate(base64.b64decode(json.loads(b64u_dec(h))["x5c"][0]))
     leaf.public_key().verify(b64u_dec(s), f"{h}.{p}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    k = json.loads(b64u_dec(p))["response"]["key"]["key"]
-    ct = b64u_dec(json.loads(b64u_dec(k["key_hsm"]))["ciphertext"])
-    aes = tkey.decrypt(ct[:256], padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                             algorithm=hashes.SHA256(), label=None))
-    plain = aes_key_unwrap_with_padding(aes, ct[256:])
+    payload = json.loads(b64u_dec(p))
+    k = payload["response"]["key"]["key"]
+    plain = unwrap(tkey, payload)
     out = {"kty": k["kty"]}
     if k["kty"].startswith("oct"):
         out["oct_hex"] = plain.hex()

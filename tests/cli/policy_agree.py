@@ -11,15 +11,13 @@ usage: policy_agree.py table SKR CASES.json
          emulator's decision (200 or 403) must be what `skr policy check POLICY TOKEN` says.
 Prints one line per case; exits 1 when any disagrees.
 """
-import base64
 import json
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
+
+from emu_client import Emu, b64u_dec, oct_import, transfer_key
 
 
 def run_check(skr, tmp, name, policy, target, issuer=None):
@@ -58,64 +56,22 @@ def table(skr, path):
     return 1 if bad or len(cases) < 40 else 0
 
 
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def b64u_dec(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
 def emu(skr, d):
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    ep = json.load(open(os.path.join(d, "endpoints.json")))
-    tls = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
-
-    def call(method, url, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, context=tls if url.startswith("https") else None,
-                                        timeout=20) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+    emu = Emu(d)
 
     # a real MAA token: transfer key, report bound to it, attestation (as e2e_release.py)
-    tkey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pub = tkey.public_key().public_numbers()
-    jwk = {"e": b64u(pub.e.to_bytes(3, "big")), "key_ops": ["encrypt"], "kid": "transfer-key",
-           "kty": "RSA", "n": b64u(pub.n.to_bytes(256, "big"))}
-    runtime = json.dumps({"keys": [jwk]}, sort_keys=True, separators=(",", ":")).encode()
-    with tempfile.TemporaryDirectory() as tmp:
-        rt = os.path.join(tmp, "runtime.json")
-        open(rt, "wb").write(runtime)
-        rep, chain = os.path.join(tmp, "r.bin"), os.path.join(tmp, "chain.pem")
-        subprocess.run([skr, "report", "fetch", "--device", "emulated:" + d, "--runtime-data", rt,
-                        "--format", "bin", "--out", rep, "--certs-out", chain], check=True,
-                       stderr=subprocess.DEVNULL)
-        report, pem = open(rep, "rb").read(), open(chain, "rb").read()
-    policy_text = base64.b64decode(open(os.path.join(d, "security-context",
-                                                     "security-policy-base64")).read())
-    bundle = json.dumps({"SnpReport": b64u(report), "VcekCertChain": b64u(pem)}).encode()
-    st, body = call("POST", ep["maa"] + "/attest/SevSnpVm?api-version=2022-08-01",
-                    {"report": b64u(bundle),
-                     "runtimeData": {"data": b64u(runtime), "dataType": "JSON"},
-                     "initTimeData": {"data": b64u(policy_text), "dataType": "Binary"}})
+    _, _, runtime = transfer_key()
+    report, pem = emu.report(skr, runtime)
+    st, body = emu.attest(report, pem, runtime, emu.context_file("security-policy-base64"))
     if st != 200:
         print(f"MAA attest failed: {st} {body[:300]!r}")
         return 1
     token = json.loads(body)["token"]
     claims = json.loads(b64u_dec(token.split(".")[1]))
-    st, body = call("GET", ep["imds"] + "/metadata/identity/oauth2/token?api-version=2018-02-01"
-                    "&resource=https%3A%2F%2Fvault.azure.net", headers={"Metadata": "true"})
-    if st != 200:
+    st, body, bearer = emu.vault_bearer()
+    if bearer is None:
         print(f"IMDS failed: {st} {body[:200]!r}")
         return 1
-    bearer = {"Authorization": "Bearer " + json.loads(body)["access_token"]}
 
     iss = claims["iss"]
     hd = claims["x-ms-sevsnpvm-hostdata"]
@@ -165,18 +121,12 @@ def emu(skr, d):
         tok = os.path.join(tmp, "maa.jwt")
         open(tok, "w").write(token + "\n")
         for i, (name, policy) in enumerate(cases):
-            imp = {"key": {"kty": "oct-HSM", "k": b64u(os.urandom(32)),
-                           "key_ops": ["encrypt", "decrypt"]},
-                   "hsm": True, "attributes": {"exportable": True},
-                   "release_policy": {"contentType": "application/json; charset=utf-8",
-                                      "data": b64u(json.dumps(policy).encode())}}
-            st, body = call("PUT", ep["akv"] + f"/keys/agree{i}?api-version=7.4", imp, bearer)
+            st, body = emu.import_key(f"agree{i}", oct_import(os.urandom(32), policy), bearer)
             if st != 200:
                 bad += 1
                 print(f"DISAGREE {name}: import failed: {st} {body[:200]!r}")
                 continue
-            st, body = call("POST", ep["akv"] + f"/keys/agree{i}/release?api-version=7.4",
-                            {"target": token, "enc": "RSA_AES_KEY_WRAP_256"}, bearer)
+            st, body = emu.release(f"agree{i}", token, bearer)
             if st not in (200, 403):
                 bad += 1
                 print(f"DISAGREE {name}: release gave {st} {body[:200]!r}")

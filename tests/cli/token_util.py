@@ -25,22 +25,13 @@ import base64
 import hashlib
 import json
 import os
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def b64u_dec(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+import emu_client
+from emu_client import b64u, b64u_dec
 
 
 def uint_bytes(i):
@@ -57,32 +48,12 @@ def fingerprint(jwk):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Emu:
-    def __init__(self, d):
-        self.dir = d
-        self.ep = json.load(open(os.path.join(d, "endpoints.json")))
-        self.tls = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
-
-    def call(self, method, url, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, context=self.tls if url.startswith("https") else
-                                        None, timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
+class Emu(emu_client.Emu):
     def vault_token(self):
-        st, body = self.call("GET", self.ep["imds"] + "/metadata/identity/oauth2/token?"
-                             "api-version=2018-02-01&resource=" +
-                             urllib.parse.quote("https://vault.azure.net", safe=""),
-                             headers={"Metadata": "true"})
-        if st != 200:
+        st, body, bearer = self.vault_bearer()
+        if bearer is None:
             sys.exit(f"IMDS token: HTTP {st} {body[:200]!r}")
-        return json.loads(body)["access_token"]
+        return bearer["Authorization"].removeprefix("Bearer ")
 
 
 def host_data(d):

@@ -11,7 +11,7 @@ SOAK_SECONDS ?= 300
 SOAK_CLIENTS ?= 8
 MESON_SETUP   = meson setup --fatal-meson-warnings
 
-.PHONY: all build test asan valgrind fuzz bench soak load lint run clean
+.PHONY: all build test asan valgrind analyze fuzz bench soak load lint run clean
 
 all: build
 
@@ -37,6 +37,11 @@ valgrind: build
 	@scripts/install-deps valgrind
 	@scripts/run-tests $(BUILD) --setup=valgrind
 	@SKR_VALGRIND=1 scripts/run-tests $(BUILD) --suite cli --timeout-multiplier=10
+
+# gcc -fanalyzer over the whole tree; fails listing any warning (scripts/analyze).
+analyze:
+	@scripts/install-deps base
+	@scripts/analyze build-analyze
 
 # libFuzzer (clang-14) on every target for FUZZ_SECONDS each; new inputs land in
 # $(FUZZ_BUILD)/corpus/<target>, crashes in fuzz/.

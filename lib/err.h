@@ -41,8 +41,23 @@ void skr_err_clear(void);
         }                                                                                          \
     } while (0)
 
-#define FAIL(code, msg)  return skr_err_at((code), __FILE__, __LINE__, (msg))
-#define FAILF(code, ...) return skr_err_atf((code), __FILE__, __LINE__, __VA_ARGS__)
+/*
+ * FAIL and FAILF return the code itself, not skr_err_at()'s result: the two are equal, but only
+ * the former is visible to a reader (and to gcc -fanalyzer, which cannot see into err.c and
+ * would otherwise assume a FAIL might return SKR_OK and follow impossible paths).
+ */
+#define FAIL(code, msg)                                                                            \
+    return ({                                                                                      \
+        skr_err fail_code_ = (code);                                                               \
+        (void)skr_err_at(fail_code_, __FILE__, __LINE__, (msg));                                   \
+        fail_code_;                                                                                \
+    })
+#define FAILF(code, ...)                                                                           \
+    return ({                                                                                      \
+        skr_err fail_code_ = (code);                                                               \
+        (void)skr_err_atf(fail_code_, __FILE__, __LINE__, __VA_ARGS__);                            \
+        fail_code_;                                                                                \
+    })
 
 #define ENSURE(cond, code, msg)                                                                    \
     do {                                                                                           \
@@ -55,7 +70,8 @@ void skr_err_clear(void);
 #define TRY_OSSL(call, code, msg)                                                                  \
     do {                                                                                           \
         if ((call) != 1) {                                                                         \
-            skr_err ossl_err_ = skr_err_at((code), __FILE__, __LINE__, (msg));                     \
+            skr_err ossl_err_ = (code);                                                            \
+            (void)skr_err_at(ossl_err_, __FILE__, __LINE__, (msg));                                \
             skr_err_add_ossl();                                                                    \
             return ossl_err_;                                                                      \
         }                                                                                          \

@@ -721,7 +721,7 @@ parse_policy_source(json_t *doc, struct skr_keyconfig *kc)
 
         TRY(opt_string(doc, "release_policy_file", "release_policy_file", 4096,
                        "a path to a policy JSON file", &path));
-        if (path[0] == '\0') {
+        if (path == NULL || path[0] == '\0') {
             FAIL(SKR_E_MALFORMED, "release_policy_file: empty (expected a path)");
         }
         return dup_str(path, &kc->policy_file);

@@ -89,8 +89,7 @@ skr_thim_parse(struct skr_span json, struct skr_thim *ret)
     if (cc != NULL) {
         TRY(dup_str(cc, &t.cache_control));
     }
-    *ret = t;
-    t = (struct skr_thim){ 0 };
+    *ret = TAKE_STRUCT(t);
     return SKR_OK;
 }
 
@@ -179,7 +178,9 @@ kind_from_guid(const uint8_t guid[16])
                                                 SKR_CERT_ARK };
 
     for (size_t i = 0; i < SKR_ARRAY_LEN(kinds); i++) {
-        if (memcmp(guid, skr_cert_kind_guid(kinds[i]), 16) == 0) {
+        const uint8_t *g = skr_cert_kind_guid(kinds[i]);
+
+        if (g != NULL && memcmp(guid, g, 16) == 0) {
             return kinds[i];
         }
     }

@@ -218,9 +218,8 @@ guest_request(struct skr_snp_dev *d, unsigned long code, struct snp_guest_reques
 static skr_err
 ioctl_failed(const struct skr_snp_dev *d, const char *what, const struct ioctl_result *res)
 {
-    return skr_err_atf(SKR_E_DEVICE, __FILE__, __LINE__,
-                       "%s on %s failed: %s (fw_error 0x%x, vmm_error 0x%x)", what, d->path,
-                       strerror(res->err != 0 ? res->err : EIO), res->fw_error, res->vmm_error);
+    FAILF(SKR_E_DEVICE, "%s on %s failed: %s (fw_error 0x%x, vmm_error 0x%x)", what, d->path,
+          strerror(res->err != 0 ? res->err : EIO), res->fw_error, res->vmm_error);
 }
 
 static void
@@ -408,8 +407,8 @@ tsm_read(const char *entry, const char *attr, size_t max, struct skr_buf *out, b
         char why[256];
 
         (void)snprintf(why, sizeof(why), "%s", skr_err_msg());
-        return skr_err_atf(e == SKR_E_TOO_LARGE ? e : SKR_E_DEVICE, __FILE__, __LINE__,
-                           "configfs-tsm: cannot read %s: %s", attr, why);
+        FAILF(e == SKR_E_TOO_LARGE ? e : SKR_E_DEVICE, "configfs-tsm: cannot read %s: %s", attr,
+              why);
     }
     *ret_present = true;
     return SKR_OK;

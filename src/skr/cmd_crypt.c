@@ -54,6 +54,8 @@ struct crypt_args {
     const char *aad;
 };
 
+/* Usage errors return SKR_EXIT_USAGE itself (cli_usage_error's result, which gcc -fanalyzer
+ * cannot see), so that "SKR_EXIT_OK and not done means a->key is set" is plain to read. */
 static int
 parse_args(int argc, char **argv, const char *use, struct crypt_args *a, bool *done)
 {
@@ -80,18 +82,22 @@ parse_args(int argc, char **argv, const char *use, struct crypt_args *a, bool *d
             *done = true;
             return SKR_EXIT_OK;
         } else {
-            return cli_usage_error(use, "bad option");
+            (void)cli_usage_error(use, "bad option");
+            return SKR_EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        return cli_usage_error(use, "unexpected argument '%s'", argv[optind]);
+        (void)cli_usage_error(use, "unexpected argument '%s'", argv[optind]);
+        return SKR_EXIT_USAGE;
     }
     if (a->key == NULL) {
-        return cli_usage_error(use, "--key JWK is required");
+        (void)cli_usage_error(use, "--key JWK is required");
+        return SKR_EXIT_USAGE;
     }
     if (strcmp(a->key, "-") == 0 && strcmp(a->in, "-") == 0) {
-        return cli_usage_error(use, "--key -: standard input can hold the key only when --in "
-                                    "names a file");
+        (void)cli_usage_error(use, "--key -: standard input can hold the key only when --in "
+                                   "names a file");
+        return SKR_EXIT_USAGE;
     }
     return SKR_EXIT_OK;
 }

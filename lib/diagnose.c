@@ -1320,7 +1320,6 @@ static skr_err
 check_request(const struct skr_diag_request *req)
 {
     _cleanup_(skr_buf_donep) struct skr_buf b = { 0 };
-    size_t n;
 
     skr_buf_init(&b, 600);
     if (given(req->maa_endpoint) != NULL &&
@@ -1333,12 +1332,7 @@ check_request(const struct skr_diag_request *req)
         FAILF(SKR_E_INVALID_ARG, "vault endpoint: %s", skr_err_msg());
     }
     if (given(req->kid) != NULL) {
-        n = strnlen(req->kid, 2049);
-        ENSURE(n <= 2048, SKR_E_INVALID_ARG, "kid is longer than 2048 characters");
-        for (size_t i = 0; i < n; i++) {
-            ENSURE(req->kid[i] > 0x20 && req->kid[i] < 0x7f, SKR_E_INVALID_ARG,
-                   "kid has a character that is not allowed");
-        }
+        TRY(rel_check_kid(req->kid));
     }
     return SKR_OK;
 }

@@ -1341,22 +1341,27 @@ vault_release(struct rel_call *call, const skr_release_request *req, const struc
     return e;
 }
 
+skr_err
+rel_check_kid(const char *kid)
+{
+    size_t n = strnlen(kid, 2049);
+
+    ENSURE(n <= 2048, SKR_E_INVALID_ARG, "kid is longer than 2048 characters");
+    for (size_t i = 0; i < n; i++) {
+        ENSURE(kid[i] > 0x20 && kid[i] < 0x7f, SKR_E_INVALID_ARG,
+               "kid has a character that is not allowed");
+    }
+    return SKR_OK;
+}
+
 static skr_err
 check_request(const skr_release_request *req)
 {
-    size_t n;
-
     ENSURE(req != NULL, SKR_E_INVALID_ARG, "NULL release request");
     TRY(check_endpoint(req->maa_endpoint, "maa_endpoint is missing"));
     TRY(check_endpoint(req->akv_endpoint, "akv_endpoint is missing"));
     ENSURE(req->kid != NULL && req->kid[0] != '\0', SKR_E_INVALID_ARG, "kid is missing");
-    n = strnlen(req->kid, 2049);
-    ENSURE(n <= 2048, SKR_E_INVALID_ARG, "kid is longer than 2048 characters");
-    for (size_t i = 0; i < n; i++) {
-        ENSURE(req->kid[i] > 0x20 && req->kid[i] < 0x7f, SKR_E_INVALID_ARG,
-               "kid has a character that is not allowed");
-    }
-    return SKR_OK;
+    return rel_check_kid(req->kid);
 }
 
 static skr_err

@@ -178,6 +178,9 @@ SKR_NODISCARD skr_err rel_client_token(skr_client *c, const char *resource, stru
                                        skr_error_info *err);
 /* A snapshot of the counters. */
 void rel_client_stats(struct skr_client *c, struct rel_stats *ret);
+/* A key name as a release request may carry it: at most 2048 printable ASCII characters
+ * without spaces (skr_key_release and skr diagnose check it before any network call). */
+SKR_NODISCARD skr_err rel_check_kid(const char *kid);
 
 /* ---- one call: its stage, deadline and the upstream detail of its last exchange ------------ */
 

@@ -467,27 +467,39 @@ release(struct skrd_state *st, skr_client *c, const struct skr_http_request *req
     return e;
 }
 
+/*
+ * Takes one of the --max-releases slots for a release or a diagnosis. When all are taken,
+ * answers 503 with Retry-After (what names the work in the message), sets *e to the handler's
+ * result and returns false. The caller gives a slot it got back with atomic_fetch_sub.
+ */
+static bool
+admit(struct skrd_state *st, struct skr_http_response *resp, struct outcome *out, const char *what,
+      skr_err *e)
+{
+    if (atomic_fetch_add(&st->releases, 1u) < st->max_releases) {
+        return true;
+    }
+    atomic_fetch_sub(&st->releases, 1u);
+    *e = respond_error(resp, 503, "input", NULL, out,
+                       "too many concurrent %s (at most %u, --max-releases); retry shortly", what,
+                       st->max_releases);
+    if (*e == SKR_OK) {
+        *e = skr_http_response_add_header(resp, "Retry-After", "1");
+    }
+    return false;
+}
+
 static skr_err
 route_key_release(struct skrd_state *st, const struct skr_http_request *req,
                   struct skr_http_response *resp, struct outcome *out)
 {
     skr_client *c = ready_client(st);
-    unsigned int before = 0;
     skr_err e;
 
     if (c == NULL) {
         return respond_not_ready(st, resp, out);
     }
-    before = atomic_fetch_add(&st->releases, 1u);
-    if (before >= st->max_releases) {
-        atomic_fetch_sub(&st->releases, 1u);
-        e = respond_error(resp, 503, "input", NULL, out,
-                          "too many concurrent key releases (at most %u, --max-releases); "
-                          "retry shortly",
-                          st->max_releases);
-        if (e == SKR_OK) {
-            e = skr_http_response_add_header(resp, "Retry-After", "1");
-        }
+    if (!admit(st, resp, out, "key releases", &e)) {
         return e;
     }
     e = release(st, c, req, resp, out);
@@ -522,7 +534,6 @@ route_diagnose(struct skrd_state *st, const struct skr_http_request *req,
     _cleanup_(json_decrefp) json_t *v = NULL;
     struct skr_diag_request dr = { 0 };
     skr_client *c = ready_client(st);
-    unsigned int before = 0;
     bool ok = false;
     skr_err e;
 
@@ -545,16 +556,7 @@ route_diagnose(struct skrd_state *st, const struct skr_http_request *req,
         (dr.kid == NULL || dr.kid[0] == '\0')) {
         return BAD_INPUT(resp, out, "query parameters 'akv' and 'kid' go together");
     }
-    before = atomic_fetch_add(&st->releases, 1u);
-    if (before >= st->max_releases) {
-        atomic_fetch_sub(&st->releases, 1u);
-        e = respond_error(resp, 503, "input", NULL, out,
-                          "too many concurrent key releases and diagnoses (at most %u, "
-                          "--max-releases); retry shortly",
-                          st->max_releases);
-        if (e == SKR_OK) {
-            e = skr_http_response_add_header(resp, "Retry-After", "1");
-        }
+    if (!admit(st, resp, out, "key releases and diagnoses", &e)) {
         return e;
     }
     e = skr_diagnose(st->lib_cfg, c, &dr, &v);

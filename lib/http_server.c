@@ -37,6 +37,7 @@
 
 #include <microhttpd.h>
 
+#include "http_client.h"
 #include "json.h"
 
 /* One tracked connection (under the server's lock). */
@@ -244,13 +245,17 @@ skr_http_respond_error_json(struct skr_http_response *resp, unsigned int status,
 
 /* ---- connection tracking ------------------------------------------------------------- */
 
-static uint64_t
-mono_ms(void)
+/* *until = CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on the server's conditions. */
+static void
+deadline_in(unsigned int ms, struct timespec *until)
 {
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    (void)clock_gettime(CLOCK_MONOTONIC, until);
+    until->tv_sec += (time_t)(ms / 1000u);
+    until->tv_nsec += (long)(ms % 1000u) * 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
 }
 
 /* Cuts t (caller holds the lock): the connection's thread sees the peer gone. */
@@ -281,7 +286,7 @@ track_state(struct skr_http_server *srv, struct MHD_Connection *conn, int state)
     if (t != NULL) {
         pthread_mutex_lock(&srv->lock);
         t->state = state;
-        t->since_ms = mono_ms();
+        t->since_ms = skr_http_now_ms();
         pthread_mutex_unlock(&srv->lock);
     }
 }
@@ -321,7 +326,7 @@ evict_oldest(struct skr_http_server *srv, const struct conn_track *keep, uint64_
 {
     struct conn_track *quiet = NULL;
     struct conn_track *stale = NULL;
-    uint64_t now_ms = mono_ms();
+    uint64_t now_ms = skr_http_now_ms();
 
     for (struct conn_track *t = srv->conns; t != NULL; t = t->next) {
         if (t == keep || t->state == CONN_HANDLER || t->cut || now_ms - t->since_ms < min_age_ms) {
@@ -360,7 +365,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
             free(t); /* untracked: still bounded by the idle timeout and the limit */
             return;
         }
-        t->since_ms = mono_ms();
+        t->since_ms = skr_http_now_ms();
         t->accepted_ms = t->since_ms;
         pthread_mutex_lock(&srv->lock);
         t->next = srv->conns;
@@ -408,7 +413,7 @@ reaper_main(void *arg)
     pthread_mutex_lock(&srv->lock);
     while (!srv->stopping) {
         struct timespec until;
-        uint64_t now_ms = mono_ms();
+        uint64_t now_ms = skr_http_now_ms();
 
         for (struct conn_track *t = srv->conns; t != NULL && limit_ms != 0; t = t->next) {
             if (t->state != CONN_HANDLER && !t->cut && now_ms - t->since_ms > limit_ms) {
@@ -418,12 +423,7 @@ reaper_main(void *arg)
         while (srv->evict_above != 0 && srv->n_live > srv->evict_above &&
                evict_oldest(srv, NULL, evict_min_age(srv))) {
         }
-        (void)clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 100000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        deadline_in(100u, &until);
         (void)pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
     }
     pthread_mutex_unlock(&srv->lock);
@@ -566,13 +566,7 @@ fault_delay(struct skr_http_server *srv, unsigned int ms)
     if (ms > SKR_HTTP_MAX_FAULT_DELAY_MS) {
         ms = SKR_HTTP_MAX_FAULT_DELAY_MS;
     }
-    (void)clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000u);
-    until.tv_nsec += (long)(ms % 1000u) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    deadline_in(ms, &until);
     pthread_mutex_lock(&srv->lock);
     while (!srv->stopping) {
         if (pthread_cond_timedwait(&srv->wake, &srv->lock, &until) == ETIMEDOUT) {
@@ -1050,13 +1044,7 @@ skr_http_server_wait_idle(struct skr_http_server *srv, unsigned int timeout_ms)
     if (srv == NULL) {
         return true;
     }
-    (void)clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(timeout_ms / 1000u);
-    until.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    deadline_in(timeout_ms, &until);
     pthread_mutex_lock(&srv->lock);
     while (srv->active != 0) {
         if (pthread_cond_timedwait(&srv->idle, &srv->lock, &until) == ETIMEDOUT) {

@@ -144,6 +144,12 @@ no_secrets "AZURE_ACCESS_TOKEN"
 expect_rc 0 "--no-release: exit 0" diag k-good --no-release --format json
 jcheck "--no-release: the release is skipped, the policy evaluated" \
     "$(step 'key release')['status']=='skip' and '--no-release' in $(step 'key release')['detail'] and $(step 'release policy')['status']=='ok'"
+# An empty pool and a key that cannot be made within the deadline (RSA-4096 in 40 ms): the
+# diagnosis reports it in the certificates step, never as an internal error (exit 1, not 2).
+expect_rc 1 "transfer key past the deadline: exit 1" diag k-good --no-release --format json \
+    --set pool_size=0 --set transfer_key_bits=4096 --set release_deadline_ms=40
+jcheck "transfer key past the deadline: the certificates step fails naming the deadline" \
+    "$(step 'SNP device')['status']=='ok' and $(step 'certificates')['status']=='fail' and 'no transfer key' in $(step 'certificates')['detail'] and 'release_deadline_ms (40 ms)' in $(step 'certificates')['fix'] and $(step 'report verification')['status']=='skip' and d['broken']=='certificates'"
 expect_rc 0 "no --maa/--akv/--kid: exit 0" "$SKR" diagnose --snp-device "emulated:$EMU" \
     --security-context-dir "$SC" --imds-endpoint "$IMDS" --ca-file "$EMU/ca.pem" --format json
 jcheck "no endpoints: platform steps ok, the others skipped with the reason" \

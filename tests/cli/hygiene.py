@@ -341,7 +341,7 @@ def mlock_run():
     E.CHILDREN.append(p)
     E.LOGS.append(log)
     text = ""
-    for _ in range(150):
+    for _ in range(150 * E.WAIT):
         time.sleep(0.1)
         try:
             text = open(log).read()
@@ -350,7 +350,7 @@ def mlock_run():
         if "ready in" in text or "not ready" in text or p.poll() is not None:
             break
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=30)
+    p.wait(timeout=30 * E.WAIT)
     line = next((ln for ln in text.splitlines() if "mlock() failed" in ln), "")
     check("warn" in line.lower(),
           "skrd without CAP_IPC_LOCK and with RLIMIT_MEMLOCK 0: the mlock warning is logged at "
@@ -410,7 +410,7 @@ def nondumpable_run():
 def skr(args, env_extra=None, stdin=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "SKR_"))}
     env.update(env_extra or {})
-    p = subprocess.run([SKR] + args, capture_output=True, env=env, timeout=120)
+    p = subprocess.run([SKR] + args, capture_output=True, env=env, timeout=120 * E.WAIT)
     return p.returncode, p.stdout, p.stderr
 
 

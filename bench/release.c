@@ -38,8 +38,10 @@
  * --peer-pid adds the CPU time per release of another process (skr-emu: where the rest of a
  * release's cost goes when both share the machine).
  *
- * With --rss-samples K (the soak) it also prints skrd's RSS before the load and at K evenly
- * spaced points of the run, and the growth over the second half of the run. --kv appends one
+ * With --rss-samples K (the soak) it also prints skrd's VmRSS and RssAnon before the load and
+ * at K evenly spaced points of the run, the growth from the middle to the end, and the growth
+ * from the median of the run's third quarter to the median of its fourth (the soak's verdict:
+ * skrd trims every 5 s, so a single sample can land on either side of a trim). --kv appends one
  * line "tag=TAG key=value..." that scripts/bench turns into the PASS/MISS summary.
  */
 #include <arpa/inet.h>
@@ -129,6 +131,7 @@ struct monitor {
     unsigned long max_kib;
     unsigned long max_anon_kib; /* RssAnon: the process's private memory, no library pages */
     unsigned long series[BENCH_MAX_RSS_SAMP + 1];
+    unsigned long anon_series[BENCH_MAX_RSS_SAMP + 1]; /* RssAnon at the same points */
     long nseries;
 };
 
@@ -316,6 +319,7 @@ monitor_main(void *arg)
              * after the load stops, by the caller) */
             while (m->samples > 1 && m->next < m->samples &&
                    t >= m->seconds * (double)m->next / (double)m->samples) {
+                m->anon_series[m->nseries] = anon;
                 m->series[m->nseries++] = kib;
                 m->next++;
             }
@@ -326,6 +330,28 @@ monitor_main(void *arg)
         sleep_s(0.1);
     }
     return NULL;
+}
+
+/*
+ * The median of series points [from, to). skrd hands free pages back every 5 s, so one sample
+ * can fall before or after a trim; the median of a quarter of the run does not.
+ */
+static unsigned long
+median_kib(const unsigned long *series, long from, long to)
+{
+    unsigned long v[BENCH_MAX_RSS_SAMP + 1];
+    long n = 0;
+
+    for (long i = from; i < to && n < BENCH_MAX_RSS_SAMP + 1; i++) {
+        long j = n++;
+
+        while (j > 0 && v[j - 1] > series[i]) { /* insertion sort: at most 100 points */
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = series[i];
+    }
+    return n > 0 ? v[n / 2] : 0;
 }
 
 /* ---- the clients ------------------------------------------------------------------------- */
@@ -538,6 +564,7 @@ cmd_run(const struct opts *o)
     unsigned long rss_start = 0;
     unsigned long rss_mid = 0;
     unsigned long rss_end = 0;
+    unsigned long q3 = 0, q4 = 0, aq3 = 0, aq4 = 0;
     unsigned long long peer0 = 0;
     unsigned long long peer1 = 0;
     bool have_peer = false;
@@ -569,6 +596,7 @@ cmd_run(const struct opts *o)
         m.seconds = o->seconds;
         m.samples = o->rss_samples;
         (void)proc_status_kib(o->pid, "RssAnon", &idle_anon_kib);
+        m.anon_series[m.nseries] = idle_anon_kib;
         m.series[m.nseries++] = idle_kib;
         m.next = 1;
     }
@@ -688,11 +716,24 @@ cmd_run(const struct opts *o)
             printf(" %lu", m.series[i]);
         }
         printf(", after it: %lu\n", end_kib);
+        printf("  skrd RssAnon KiB at the same points:");
+        for (long i = 0; i <= last; i++) {
+            printf(" %lu", m.anon_series[i]);
+        }
+        printf("\n");
         printf("  under load: start %lu  middle %lu  end %lu KiB, growth over the second half "
                "%+ld KiB (%.0f bytes per release); idle before %lu, after %lu KiB\n",
                rss_start, rss_mid, rss_end, (long)rss_end - (long)rss_mid,
                total > 0 ? 2048.0 * ((double)rss_end - (double)rss_mid) / (double)total : 0.0,
                m.series[0], end_kib);
+        /* points 1..last span the load: its third and fourth quarters, by median */
+        q3 = median_kib(m.series, 1 + last / 2, 1 + 3 * last / 4);
+        q4 = median_kib(m.series, 1 + 3 * last / 4, last + 1);
+        aq3 = median_kib(m.anon_series, 1 + last / 2, 1 + 3 * last / 4);
+        aq4 = median_kib(m.anon_series, 1 + 3 * last / 4, last + 1);
+        printf("  median of the third quarter -> the fourth: VmRSS %lu -> %lu KiB (%+ld), "
+               "RssAnon %lu -> %lu KiB (%+ld)\n",
+               q3, q4, (long)q4 - (long)q3, aq3, aq4, (long)aq4 - (long)aq3);
     }
     (void)fflush(stdout);
 
@@ -711,8 +752,10 @@ cmd_run(const struct opts *o)
             o->tag, o->clients, total, failures, busy, p50, p99, rps, cpu_ms, idle_kib, m.max_kib,
             idle_anon_kib, m.max_anon_kib);
         if (o->rss_samples > 1 && o->pid > 0) {
-            (void)fprintf(f, " rss_start_kib=%lu rss_mid_kib=%lu rss_end_kib=%lu rss_after_kib=%lu",
-                          rss_start, rss_mid, rss_end, end_kib);
+            (void)fprintf(f,
+                          " rss_start_kib=%lu rss_mid_kib=%lu rss_end_kib=%lu rss_after_kib=%lu"
+                          " rss_q3_kib=%lu rss_q4_kib=%lu anon_q3_kib=%lu anon_q4_kib=%lu",
+                          rss_start, rss_mid, rss_end, end_kib, q3, q4, aq3, aq4);
         }
         if (peer_cpu_ms >= 0) {
             (void)fprintf(f, " peer_cpu_ms=%.3f", peer_cpu_ms);

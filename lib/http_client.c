@@ -470,7 +470,12 @@ setup(struct skr_http_client *c, CURL *h, const char *method, const char *url,
         /* libcurl 7.88 mallocs a 64 KiB upload buffer for every POST, even one whose body is
          * given whole (CURLOPT_POSTFIELDS): its minimum, 16 KiB, keeps 48 KiB per request in
          * flight off the heap (found with gdb on malloc in skrd under load) */
-        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) == CURLE_OK;
+        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) == CURLE_OK &&
+        /* the shared cache keeps a connection for every request that can be in flight: at
+         * libcurl's default, 5, each request finishing while more than 5 connections are open
+         * closed one, and 32 releases in flight made a new TLS connection for almost every
+         * call (bench/release) */
+        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)SKR_HTTP_MAX_CACHED_CONNECTIONS) == CURLE_OK;
     /* libcurl loads no CA file or directory itself: use_trust installs the client's store. */
     ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, NULL) == CURLE_OK &&
          curl_easy_setopt(h, CURLOPT_CAPATH, NULL) == CURLE_OK &&
@@ -681,6 +686,14 @@ skr_http_request(struct skr_http_client *c, const char *method, const char *url,
             break;
         }
         cc = curl_easy_perform(h);
+        {
+            long connects = 0;
+
+            if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK &&
+                connects > 0) {
+                ret->connects += (unsigned int)connects;
+            }
+        }
         if (cc == CURLE_OK) {
             (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
         }

@@ -54,6 +54,7 @@ struct skr_http_reply {
     char *www_authenticate; /* WWW-Authenticate */
     char *content_type;     /* Content-Type */
     unsigned int attempts;
+    unsigned int connects; /* new connections the attempts opened (0: a cached one was reused) */
 };
 
 /* Frees what a reply holds; the reply is empty afterwards. Safe on a zeroed reply. */

@@ -102,6 +102,11 @@
 #define SKR_HTTP_CONNECT_TIMEOUT_MS 10000u
 #define SKR_HTTP_TIMEOUT_MS         30000u
 
+/* Idle connections one client keeps for reuse (shared by its threads): one per request that
+ * can be in flight, so concurrent releases reuse their TLS connections instead of each opening
+ * a new one. */
+#define SKR_HTTP_MAX_CACHED_CONNECTIONS SKR_MAX_CLIENTS
+
 /* Client retries: attempts after the first (Azure SDKs retry 3 times), the first backoff step
  * (full jitter, doubling each time), and the cap on one wait, Retry-After included, so a peer
  * cannot park us for minutes. The hard ceiling bounds what a caller may configure. */

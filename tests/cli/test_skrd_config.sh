@@ -356,6 +356,109 @@ else
     stop_skrd "no SNP device"
 fi
 
+# ---- per-thread malloc caches (main.c: bound_thread_caches) ---------------------------------
+
+# caches_run DESC CMD...: runs CMD (skrd with its environment) in the background as $PID, waits
+# until /status answers, and leaves /proc/$PID/environ one string per line in $TMP/environ
+# (empty when unreadable). glibc splits GLIBC_TUNABLES at ':' in place as it reads it, so each
+# tunable after the first is a line of its own.
+caches_run() {
+    _desc=$1
+    shift
+    P=$(free_port)
+    U=http://127.0.0.1:$P
+    rm -f "$TMP/caches.log"
+    "$@" -loglevel debug -logfile "$TMP/caches.log" --snp-device auto --port "$P" \
+        >"$TMP/caches.out" 2>&1 &
+    PID=$!
+    _i=0
+    while [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/status" 2>/dev/null)" = 000 ] &&
+        [ $_i -lt $((300 * WAIT)) ]; do
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    tr '\0' '\n' <"/proc/$PID/environ" >"$TMP/environ" 2>/dev/null || : >"$TMP/environ"
+    # the log is opened after the restart: one start-up line, with the pid we started
+    if [ "$(grep -c "starting (pid $PID)" "$TMP/caches.log")" = 1 ] &&
+        [ "$(grep -c "starting (pid" "$TMP/caches.log")" = 1 ]; then
+        ok "$_desc: one start-up, same pid"
+    else
+        not_ok "$_desc: one start-up, same pid ($PID)"
+        sed 's/^/#   /' "$TMP/caches.log" "$TMP/caches.out" | head -10
+    fi
+}
+
+# has_line LINE: $TMP/environ holds LINE.
+has_line() {
+    grep -qxF -- "$1" "$TMP/environ"
+}
+
+if [ "${SKR_VALGRIND:-}" = 1 ]; then
+    caches_run "under valgrind" env -u GLIBC_TUNABLES "$SKRD"
+    if grep -q "per-thread malloc caches: glibc's defaults (under valgrind)" "$TMP/caches.log"; then
+        ok "under valgrind: no restart (valgrind replaces malloc), and the log says so"
+    else
+        not_ok "under valgrind: no restart, and the log says so"
+    fi
+    stop_skrd "under valgrind"
+else
+    caches_run "thread caches" env -u GLIBC_TUNABLES "$SKRD"
+    if [ ! -s "$TMP/environ" ]; then
+        ok "# SKIP thread caches: /proc/$PID/environ is not readable here (skrd is non-dumpable)"
+    elif has_line "GLIBC_TUNABLES=glibc.malloc.tcache_max=128"; then
+        ok "thread caches: skrd restarted itself with GLIBC_TUNABLES=glibc.malloc.tcache_max=128"
+    else
+        not_ok "thread caches: skrd restarted itself with GLIBC_TUNABLES=glibc.malloc.tcache_max=128"
+        grep GLIBC "$TMP/environ" | sed 's/^/#   /'
+    fi
+    expect_log() {
+        if grep -qF -- "$1" "$TMP/caches.log"; then ok "$2"; else not_ok "$2"; fi
+    }
+    expect_log "per-thread malloc caches: as GLIBC_TUNABLES sets them; GLIBC_TUNABLES=glibc.malloc.tcache_max=128" \
+        "thread caches: the debug log names the tunable"
+    stop_skrd "thread caches"
+
+    caches_run "thread caches, another tunable set" env GLIBC_TUNABLES=glibc.malloc.perturb=0 "$SKRD"
+    if [ ! -s "$TMP/environ" ]; then
+        ok "# SKIP thread caches: /proc/$PID/environ is not readable here"
+    elif has_line "GLIBC_TUNABLES=glibc.malloc.perturb=0" && has_line "glibc.malloc.tcache_max=128"; then
+        ok "thread caches: the operator's other tunables are kept, the cache bound is added"
+    else
+        not_ok "thread caches: the operator's other tunables are kept, the cache bound is added"
+        sed -n '/GLIBC/,+2p' "$TMP/environ" | sed 's/^/#   /'
+    fi
+    stop_skrd "thread caches, another tunable set"
+
+    caches_run "thread caches set by the operator" env GLIBC_TUNABLES=glibc.malloc.tcache_count=2 "$SKRD"
+    if [ ! -s "$TMP/environ" ]; then
+        ok "# SKIP thread caches: /proc/$PID/environ is not readable here"
+    elif has_line "GLIBC_TUNABLES=glibc.malloc.tcache_count=2" &&
+        ! grep -q "tcache_max" "$TMP/environ"; then
+        ok "thread caches: a glibc.malloc.tcache_* tunable of the operator wins (no restart)"
+    else
+        not_ok "thread caches: a glibc.malloc.tcache_* tunable of the operator wins"
+        sed -n '/GLIBC/,+2p' "$TMP/environ" | sed 's/^/#   /'
+    fi
+    stop_skrd "thread caches set by the operator"
+
+    # Without /proc (a mount namespace of our own) the restart fails: skrd runs on, and says so.
+    if unshare -m sh -c 'umount -l /proc' 2>/dev/null; then
+        # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+        caches_run "no /proc" unshare -m sh -c 'umount -l /proc && exec env -u GLIBC_TUNABLES "$0" "$@"' "$SKRD"
+        expect_log "per-thread malloc caches: glibc's defaults (cannot restart with bounded caches): No such file or directory" \
+            "no /proc: skrd runs with glibc's caches and logs why at info"
+        if curl -s -o /dev/null -w '%{http_code}' "$U/status" | grep -q '^[0-9][0-9][0-9]$' &&
+            ! grep -q "GLIBC_TUNABLES=" "$TMP/caches.log"; then
+            ok "no /proc: skrd serves, with the environment as it was"
+        else
+            not_ok "no /proc: skrd serves, with the environment as it was"
+        fi
+        stop_skrd "no /proc"
+    else
+        ok "# SKIP no /proc: cannot make a mount namespace here"
+    fi
+fi
+
 # An emulated platform.
 EMU=$TMP/emu
 expect_rc 0 "skr-emu init" "$SKR_EMU" init "$EMU"

@@ -863,28 +863,6 @@ skr_maa_attest(struct skr_http_client *c, const char *maa_endpoint, const char *
 
 /* ---- AKV: requests -------------------------------------------------------------------------- */
 
-skr_err
-skr_akv_trust_new(const char *ca_file, X509_STORE **ret)
-{
-    _cleanup_(X509_STORE_freep) X509_STORE *st = NULL;
-
-    ENSURE(ret != NULL, SKR_E_INVALID_ARG, "NULL argument");
-    st = X509_STORE_new();
-    ENSURE(st != NULL, SKR_E_NOMEM, "out of memory");
-    TRY_OSSL(X509_STORE_set_default_paths(st), SKR_E_INTERNAL, "cannot use the system roots");
-    if (ca_file != NULL) {
-        if (X509_STORE_load_file(st, ca_file) != 1) {
-            skr_err e = skr_err_atf(SKR_E_IO, __FILE__, __LINE__,
-                                    "cannot load CA certificates from %s", ca_file);
-
-            skr_err_add_ossl();
-            return e;
-        }
-    }
-    *ret = TAKE_PTR(st);
-    return SKR_OK;
-}
-
 static bool
 valid_key_name(const char *s, size_t n)
 {

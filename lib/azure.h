@@ -116,9 +116,6 @@ SKR_NODISCARD skr_err skr_maa_attest(struct skr_http_client *c, const char *maa_
 
 /* ---- AKV / Managed HSM ------------------------------------------------------------------ */
 
-/* Trust for the release JWS chain: system roots plus the PEM file ca_file (may be NULL). */
-SKR_NODISCARD skr_err skr_akv_trust_new(const char *ca_file, X509_STORE **ret);
-
 /*
  * POST {base(akv_endpoint)}/keys/{kid}/release?api-version=<api_version> (NULL: "7.4") with
  * Authorization: Bearer <bearer> and {"target": maa_token, "enc": <enc name>}. kid is a key

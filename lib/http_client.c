@@ -4,13 +4,15 @@
  *
  * Security settings are fixed, not options: http/https only (CURLOPT_PROTOCOLS_STR), no
  * redirects (a redirect from IMDS or AKV is an error, not a hint), peer and host verification
- * always on, no signals (CURLOPT_NOSIGNAL: we run in threads). A CA file adds trust roots:
- * it replaces libcurl's default CA bundle, while the system CA directory stays in use.
+ * always on, no signals (CURLOPT_NOSIGNAL: we run in threads). A CA file adds trust roots to
+ * the system's.
  *
  * Trust roots are loaded once per client into one X509_STORE that every TLS connection of the
  * client uses (CURLOPT_SSL_CTX_FUNCTION), instead of libcurl parsing the CA bundle again for
  * every new connection: with 32 releases in flight that was 32 copies of ~140 certificates,
- * and a few milliseconds of CPU per connection.
+ * and a few milliseconds of CPU per connection. The store is the system roots plus the CA
+ * file (skr_http_trust_new), the same set the release JWS chains to, so libskr's client uses
+ * this one store for both (about 700 KiB of heap for Debian's bundle, held once).
  *
  * Retries (RFC 9110 §15.5.9/§15.6 and Azure guidance): 408, 429, 500, 502, 503, 504,
  * timeouts and connection failures, with "full jitter" exponential backoff (a uniform wait in
@@ -118,57 +120,35 @@ skr_http_client_free(struct skr_http_client *c)
     free(c);
 }
 
-/* libcurl's compiled-in default CA bundle and directory (CURLINFO_CAINFO / CURLINFO_CAPATH),
- * else OpenSSL's defaults. */
-static void
-default_ca_paths(char *file, size_t file_len, char *dir, size_t dir_len)
+skr_err
+skr_http_trust_new(const char *ca_file, X509_STORE **ret)
 {
-    CURL *h = curl_easy_init();
-    char *v = NULL;
+    _cleanup_(X509_STORE_freep) X509_STORE *st = NULL;
 
-    (void)snprintf(file, file_len, "%s", X509_get_default_cert_file());
-    (void)snprintf(dir, dir_len, "%s", X509_get_default_cert_dir());
-    if (h == NULL) {
-        return;
-    }
-    if (curl_easy_getinfo(h, CURLINFO_CAINFO, &v) == CURLE_OK && v != NULL) {
-        (void)snprintf(file, file_len, "%s", v);
-    }
-    v = NULL;
-    if (curl_easy_getinfo(h, CURLINFO_CAPATH, &v) == CURLE_OK && v != NULL) {
-        (void)snprintf(dir, dir_len, "%s", v);
-    }
-    curl_easy_cleanup(h);
-}
-
-/* The client's trust store: ca_file or the default bundle (when it exists), then the system
- * CA directory as a lookup that loads certificates on demand. */
-static skr_err
-trust_new(const char *ca_file, X509_STORE **ret)
-{
-    _cleanup_(X509_STORE_freep) X509_STORE *st = X509_STORE_new();
-    char file[512];
-    char dir[512];
-    X509_LOOKUP *lu;
-
+    ENSURE(ret != NULL, SKR_E_INVALID_ARG, "NULL argument");
+    st = X509_STORE_new();
     ENSURE(st != NULL, SKR_E_NOMEM, "out of memory");
-    default_ca_paths(file, sizeof(file), dir, sizeof(dir));
+    /* OpenSSL's own lookups: the bundle file (loaded now) and the hashed directory (read on
+     * demand); a missing bundle is not an error */
+    TRY_OSSL(X509_STORE_set_default_paths(st), SKR_E_INTERNAL, "cannot use the system roots");
     if (ca_file != NULL) {
-        ENSURE(X509_STORE_load_file(st, ca_file) == 1, SKR_E_INVALID_ARG,
-               "the CA file has no PEM certificate that OpenSSL can read");
-    } else if (file[0] != '\0' && access(file, R_OK) == 0) {
-        ENSURE(X509_STORE_load_file(st, file) == 1, SKR_E_INTERNAL,
-               "cannot read the system CA bundle");
-    }
-    if (dir[0] != '\0') {
-        lu = X509_STORE_add_lookup(st, X509_LOOKUP_hash_dir());
-        ENSURE(lu != NULL, SKR_E_NOMEM, "out of memory");
-        ENSURE(X509_LOOKUP_add_dir(lu, dir, X509_FILETYPE_PEM) == 1, SKR_E_INTERNAL,
-               "cannot add the system CA directory");
+        if (X509_STORE_load_file(st, ca_file) != 1) {
+            skr_err e = skr_err_atf(SKR_E_IO, __FILE__, __LINE__,
+                                    "cannot load CA certificates from %s", ca_file);
+
+            skr_err_add_ossl();
+            return e;
+        }
     }
     ERR_clear_error();
     *ret = TAKE_PTR(st);
     return SKR_OK;
+}
+
+X509_STORE *
+skr_http_client_trust(const struct skr_http_client *c)
+{
+    return c->trust;
 }
 
 /* CURLOPT_SSL_CTX_FUNCTION: every new TLS connection verifies with the client's store. */
@@ -227,7 +207,7 @@ skr_http_client_new(const struct skr_http_client_opts *opts, struct skr_http_cli
     TRY(dup_opt(opts->user_agent != NULL ? opts->user_agent : "skr/" SKR_VERSION, &c->user_agent));
     c->o.ca_file = c->ca_file;
     c->o.user_agent = c->user_agent;
-    TRY(trust_new(c->ca_file, &c->trust));
+    TRY(skr_http_trust_new(c->ca_file, &c->trust));
 
     c->share = curl_share_init();
     ENSURE(c->share != NULL, SKR_E_NOMEM, "out of memory");

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "buf.h"
 
 struct skr_http_client;
@@ -43,6 +45,14 @@ SKR_NODISCARD skr_err skr_http_client_new(const struct skr_http_client_opts *opt
 /* NULL is a no-op. No request may be running. */
 void skr_http_client_free(struct skr_http_client *c);
 DEFINE_CLEANUP(struct skr_http_client *, skr_http_client_free)
+
+/* Trust roots: the system's as OpenSSL finds them (SSL_CERT_FILE and SSL_CERT_DIR, else its
+ * compiled-in bundle and directory) plus the PEM file ca_file (may be NULL). SKR_E_IO when
+ * ca_file cannot be loaded. */
+SKR_NODISCARD skr_err skr_http_trust_new(const char *ca_file, X509_STORE **ret);
+/* The client's trust store (skr_http_trust_new of its ca_file), borrowed: X509_STORE_up_ref
+ * to keep it past the client. */
+X509_STORE *skr_http_client_trust(const struct skr_http_client *c);
 
 /* The outcome of the last attempt. Header values are NUL-terminated copies or NULL. After
  * SKR_OK, body.ptr is never NULL and a NUL (not counted in body.len) follows the body. */

@@ -765,7 +765,10 @@ setup_services(struct rel_call *call, struct skr_client *c)
     o.timeout_ms = rel_opt_uint(c->cfg, OPT_TIMEOUT_MS);
     o.retries = rel_opt_uint(c->cfg, OPT_RETRIES);
     TRY(skr_http_client_new(&o, &c->http));
-    TRY(skr_akv_trust_new(o.ca_file, &c->akv_trust));
+    /* the release JWS chains to the same roots as the TLS connections: one store for both */
+    ENSURE(X509_STORE_up_ref(skr_http_client_trust(c->http)) == 1, SKR_E_INTERNAL,
+           "X509_STORE_up_ref");
+    c->akv_trust = skr_http_client_trust(c->http);
     c->imds_base = strdup(rel_opt_str(c->cfg, OPT_IMDS_ENDPOINT));
     ENSURE(c->imds_base != NULL, SKR_E_NOMEM, "out of memory");
     c->cc_type = strcasecmp(type, "AMD") == 0       ? REL_CC_AMD

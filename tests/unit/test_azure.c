@@ -264,7 +264,7 @@ setup(void **state)
     o.ca_file = g.ca;
     o.retries = 0;
     assert_int_equal(skr_http_client_new(&o, &g.client), SKR_OK);
-    assert_int_equal(skr_akv_trust_new(g.ca, &g.trust), SKR_OK);
+    assert_int_equal(skr_http_trust_new(g.ca, &g.trust), SKR_OK);
     setup_evidence();
     return 0;
 }
@@ -1479,9 +1479,9 @@ test_release_verify(void **state)
     assert_int_equal(skr_akv_release_verify(skr_span_str(jws), "localhost", g.trust, &rel), SKR_OK);
     skr_akv_released_done(&rel);
     /* a trust store without the emulator CA */
-    assert_int_equal(skr_akv_trust_new(NULL, &sys), SKR_OK);
+    assert_int_equal(skr_http_trust_new(NULL, &sys), SKR_OK);
     expect_verify_fail(jws, g.ctx.akv_url, sys, "trusted root");
-    assert_int_equal(skr_akv_trust_new("/nonexistent/ca.pem", &sys), SKR_E_IO);
+    assert_int_equal(skr_http_trust_new("/nonexistent/ca.pem", &sys), SKR_E_IO);
 
     /* crafted JWS: no x5c; a wrong x5t#S256; signed by a key that is not x5c[0]'s */
     assert_int_equal(skr_jws_parse(skr_span_str(jws), &parsed), SKR_OK);

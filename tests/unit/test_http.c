@@ -745,6 +745,54 @@ test_tls(void **state)
     skr_http_reply_done(&r);
 }
 
+/* verifies PEM file leaf against st: 1 or 0 */
+static int
+verifies(X509_STORE *st, const char *leaf_path)
+{
+    FILE *f = fopen(leaf_path, "re");
+    _cleanup_(X509_freep) X509 *leaf = NULL;
+    _cleanup_(X509_STORE_CTX_freep) X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+
+    assert_non_null(f);
+    leaf = PEM_read_X509(f, NULL, NULL, NULL);
+    (void)fclose(f);
+    assert_non_null(leaf);
+    assert_non_null(ctx);
+    assert_int_equal(X509_STORE_CTX_init(ctx, st, leaf, NULL), 1);
+    return X509_verify_cert(ctx) == 1 ? 1 : 0;
+}
+
+/* Trust roots: the CA file adds to the system's; the system's are OpenSSL's (SSL_CERT_FILE
+ * wins over its compiled-in bundle); a client's store is the one it verifies with. */
+static void
+test_trust_roots(void **state)
+{
+    _cleanup_(X509_STORE_freep) X509_STORE *with_ca = NULL;
+    _cleanup_(X509_STORE_freep) X509_STORE *system = NULL;
+    _cleanup_(X509_STORE_freep) X509_STORE *via_env = NULL;
+    _cleanup_(skr_http_client_freep) struct skr_http_client *c = client(ca_path, 0, 0, 0);
+    const char *saved = getenv("SSL_CERT_FILE");
+    char *saved_copy = saved != NULL ? strdup(saved) : NULL;
+
+    assert_int_equal(skr_http_trust_new(ca_path, &with_ca), SKR_OK);
+    assert_int_equal(verifies(with_ca, cert_path), 1);
+    assert_int_equal(skr_http_trust_new(NULL, &system), SKR_OK);
+    assert_int_equal(verifies(system, cert_path), 0);
+    assert_int_equal(verifies(skr_http_client_trust(c), cert_path), 1);
+    assert_int_equal(skr_http_trust_new("/nonexistent/ca.pem", &via_env), SKR_E_IO);
+    assert_null(via_env);
+
+    assert_int_equal(setenv("SSL_CERT_FILE", ca_path, 1), 0);
+    assert_int_equal(skr_http_trust_new(NULL, &via_env), SKR_OK);
+    if (saved_copy != NULL) {
+        assert_int_equal(setenv("SSL_CERT_FILE", saved_copy, 1), 0);
+    } else {
+        assert_int_equal(unsetenv("SSL_CERT_FILE"), 0);
+    }
+    free(saved_copy);
+    assert_int_equal(verifies(via_env, cert_path), 1);
+}
+
 static void
 test_tls_from_pem_spans(void **state)
 {
@@ -968,6 +1016,7 @@ main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_drop_fault),
         cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_trust_roots),
         cmocka_unit_test(test_tls_from_pem_spans),
         cmocka_unit_test(test_server_cfg),
         cmocka_unit_test(test_client_args),

@@ -332,6 +332,15 @@ monitor_main(void *arg)
     return NULL;
 }
 
+static int
+cmp_ulong(const void *a, const void *b)
+{
+    unsigned long x = *(const unsigned long *)a;
+    unsigned long y = *(const unsigned long *)b;
+
+    return (x > y) - (x < y);
+}
+
 /*
  * The median of series points [from, to). skrd hands free pages back every 5 s, so one sample
  * can fall before or after a trim; the median of a quarter of the run does not.
@@ -340,17 +349,12 @@ static unsigned long
 median_kib(const unsigned long *series, long from, long to)
 {
     unsigned long v[BENCH_MAX_RSS_SAMP + 1];
-    long n = 0;
+    size_t n = 0;
 
-    for (long i = from; i < to && n < BENCH_MAX_RSS_SAMP + 1; i++) {
-        long j = n++;
-
-        while (j > 0 && v[j - 1] > series[i]) { /* insertion sort: at most 100 points */
-            v[j] = v[j - 1];
-            j--;
-        }
-        v[j] = series[i];
+    for (long i = from; i < to && n < sizeof(v) / sizeof(v[0]); i++) {
+        v[n++] = series[i];
     }
+    qsort(v, n, sizeof(v[0]), cmp_ulong);
     return n > 0 ? v[n / 2] : 0;
 }
 

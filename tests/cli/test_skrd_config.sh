@@ -442,7 +442,11 @@ else
     stop_skrd "thread caches set by the operator"
 
     # Without /proc (a mount namespace of our own) the restart fails: skrd runs on, and says so.
-    if unshare -m sh -c 'umount -l /proc' 2>/dev/null; then
+    if ldd "$SKR_BUILD_DIR/src/skrd" 2>/dev/null | grep -q libasan; then
+        # its runtime reads /proc: LeakSanitizer fails at exit, and SIGTERM no longer reaches
+        # skrd's sigwait
+        ok "# SKIP no /proc: an ASan build cannot run without /proc"
+    elif unshare -m sh -c 'umount -l /proc' 2>/dev/null; then
         # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
         caches_run "no /proc" unshare -m sh -c 'umount -l /proc && exec env -u GLIBC_TUNABLES "$0" "$@"' "$SKRD"
         expect_log "per-thread malloc caches: glibc's defaults (cannot restart with bounded caches): No such file or directory" \

@@ -593,11 +593,11 @@ fi
 # --max-releases 1: while one release waits on the stand-in, the next is refused at once with
 # 503 instead of queueing.
 rm -f "$TMP/hole.hit"
-curl -s -o "$TMP/slow.body" -w '%{http_code}' -m 90 \
+curl -s -o "$TMP/slow.body" -w '%{http_code}' -m $((90 * WAIT)) \
     -d "{\"maa_endpoint\":\"$HOLE\",\"akv_endpoint\":\"$HOLE\",\"kid\":\"k\"}" "$U/key/release" >"$TMP/slow.st" &
 SLOW_PID=$!
 i=0
-while [ ! -s "$TMP/hole.hit" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s "$TMP/hole.hit" ] && [ $i -lt $((300 * WAIT)) ]; do sleep 0.1; i=$((i + 1)); done
 if [ -s "$TMP/hole.hit" ]; then
     expect_call 503 "--max-releases 1: a second concurrent release -> 503 at once" POST /key/release \
         "{\"maa_endpoint\":\"$HOLE\",\"akv_endpoint\":\"$HOLE\",\"kid\":\"k\"}" "max-releases"

@@ -36,7 +36,8 @@
  * OpenSSL's small allocations: at 32 releases in flight the caches held 3.6 MiB, a third of
  * skrd's private memory (bench/release, docs/performance.md). glibc reads its tunables only from
  * the environment at start, so skrd starts itself once more (execv of /proc/self/exe: same pid,
- * arguments and descriptors) with the caches limited to chunks of at most SKRD_TCACHE_MAX bytes.
+ * arguments and descriptors) with the caches limited to chunks of at most 128 bytes
+ * (SKRD_TCACHE_TUNABLE).
  * Not when GLIBC_TUNABLES already sets a glibc.malloc.tcache_* tunable (the operator's choice
  * wins; it is also how the restarted skrd knows it is done), and not under valgrind (it
  * replaces malloc, and would lose the process across the exec).

@@ -393,6 +393,11 @@ has_line() {
     grep -qxF -- "$1" "$TMP/environ"
 }
 
+# expect_log TEXT DESC: the last caches_run's log holds TEXT.
+expect_log() {
+    if grep -qF -- "$1" "$TMP/caches.log"; then ok "$2"; else not_ok "$2"; fi
+}
+
 if [ "${SKR_VALGRIND:-}" = 1 ]; then
     caches_run "under valgrind" env -u GLIBC_TUNABLES "$SKRD"
     if grep -q "per-thread malloc caches: glibc's defaults (under valgrind)" "$TMP/caches.log"; then
@@ -411,9 +416,6 @@ else
         not_ok "thread caches: skrd restarted itself with GLIBC_TUNABLES=glibc.malloc.tcache_max=128"
         grep GLIBC "$TMP/environ" | sed 's/^/#   /'
     fi
-    expect_log() {
-        if grep -qF -- "$1" "$TMP/caches.log"; then ok "$2"; else not_ok "$2"; fi
-    }
     expect_log "per-thread malloc caches: as GLIBC_TUNABLES sets them; GLIBC_TUNABLES=glibc.malloc.tcache_max=128" \
         "thread caches: the debug log names the tunable"
     stop_skrd "thread caches"
